@@ -1,0 +1,195 @@
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using EdgeKube.Agent.Cri;
+using EdgeKube.Agent.Pods;
+using EdgeKube.Agent.Pods.Sources;
+using EdgeKube.Agent.Probes;
+using EdgeKube.Agent.Runtime;
+using EdgeKube.Agent.Server;
+using EdgeKube.Agent.Status;
+using EdgeKube.Agent.Store;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeKube.Agent.Hosting;
+
+/// <summary>
+/// The agent's main loop: connects to the runtime, loads what it persisted, starts the pod sources,
+/// the runtime observer, the pod workers and the read-only endpoint. Pods keep running when the agent
+/// stops: a restarted agent adopts them.
+/// </summary>
+public sealed partial class Agent(AgentOptions options, IContainerRuntime runtime, ILoggerFactory loggers, TimeProvider time) : BackgroundService
+{
+    private readonly ILogger<Agent> _logger = loggers.CreateLogger<Agent>();
+
+    /// <summary>Set once the agent has connected and started its loops.</summary>
+    public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public PodWorkers? Workers { get; private set; }
+
+    public StatusManager? Statuses { get; private set; }
+
+    public DesiredPodStore? Desired { get; private set; }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var version = await ConnectAsync(stoppingToken).ConfigureAwait(false);
+        LogConnected(version.RuntimeName, version.RuntimeVersion, version.RuntimeApiVersion, options.ContainerdSocket);
+
+        var layout = new NodeLayout(options.NodeName, Path.Combine(options.StateDir, "pods"), options.PodLogsDir, NodeFacts.MemoryCapacityBytes());
+        Directory.CreateDirectory(layout.PodsDirectory);
+
+        var desired = new DesiredPodStore(options.StateDir, loggers.CreateLogger<DesiredPodStore>());
+        var statuses = new StatusManager(options.StateDir, loggers.CreateLogger<StatusManager>());
+        desired.Load();
+        statuses.Load();
+        Desired = desired;
+        Statuses = statuses;
+
+        var crashBackoff = Backoff.ForCrashLoop(time);
+        var imageBackoff = Backoff.ForImagePull(time);
+        using var probes = new ProbeManager(runtime, time, loggers.CreateLogger<ProbeManager>());
+        var syncer = new PodSyncer(runtime, new RuntimeConfigBuilder(layout), crashBackoff, imageBackoff, time, loggers.CreateLogger<PodSyncer>());
+        var hostIp = options.NodeIp is { Length: > 0 } ip ? ip : NodeFacts.PrimaryIPv4();
+        var context = new PodWorkerContext(runtime, new RuntimeInspector(runtime), syncer, probes, statuses, crashBackoff, imageBackoff, layout,
+            () => hostIp, time, loggers.CreateLogger<PodWorker>());
+        var workers = new PodWorkers(context, loggers.CreateLogger<PodWorkers>());
+        Workers = workers;
+        workers.Start(stoppingToken);
+
+        var observer = new RuntimeObserver(runtime, time, loggers.CreateLogger<RuntimeObserver>());
+        observer.PodChanged += workers.Wake;
+        observer.Relisted += workers.OnRelisted;
+        probes.ResultChanged += workers.Wake;
+        desired.PodUpdated += workers.UpdatePod;
+        desired.PodRemoved += workers.RemovePod;
+
+        foreach (var pod in desired.All())
+        {
+            workers.UpdatePod(pod);
+        }
+
+        var loops = new List<Task> { observer.RunAsync(stoppingToken) };
+        if (options.PodManifestPath is { Length: > 0 } manifests)
+        {
+            var source = new StaticPodSource(manifests, options.NodeName, desired, time, loggers.CreateLogger<StaticPodSource>()) { Period = options.FileCheckFrequency };
+            source.Scan();
+            loops.Add(source.RunAsync(stoppingToken));
+            LogStaticPods(manifests);
+        }
+        else
+        {
+            desired.SetSource(StaticPodSource.SourceName, [], []);
+        }
+
+        // Every source has reported: what the runtime holds beyond this is an orphan.
+        workers.EnableOrphanCleanup();
+
+        ReadOnlyServer? server = null;
+        if (options.ReadOnlyPort > 0)
+        {
+            server = new ReadOnlyServer(options.Address, options.ReadOnlyPort, desired, statuses, observer, time, loggers.CreateLogger<ReadOnlyServer>());
+            loops.Add(server.RunAsync(stoppingToken));
+        }
+
+        Started.TrySetResult();
+        try
+        {
+            await Task.WhenAll(loops).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            await workers.WhenAllStopped().ConfigureAwait(false);
+            server?.Dispose();
+            LogStopped();
+        }
+    }
+
+    /// <summary>CRI version handshake; waits for a runtime that is not there yet, fails at once on one that speaks no CRI v1.</summary>
+    private async Task<Cri.V1.VersionResponse> ConnectAsync(CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromSeconds(1);
+        string? lastError = null;
+        while (true)
+        {
+            try
+            {
+                return runtime is CriRuntimeClient client
+                    ? await client.HandshakeAsync(cancellationToken).ConfigureAwait(false)
+                    : await runtime.VersionAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (CriHandshakeException e) when (e.Retriable)
+            {
+                if (e.Message != lastError)
+                {
+                    LogRuntimeUnavailable(e.Message);
+                    lastError = e.Message;
+                }
+
+                await Task.Delay(delay, time, cancellationToken).ConfigureAwait(false);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Connected to {Runtime} {Version} (CRI {ApiVersion}) at {Socket}")]
+    private partial void LogConnected(string runtime, string version, string apiVersion, string socket);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "{Error}; retrying")]
+    private partial void LogRuntimeUnavailable(string error);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Watching static pod manifests in {Directory}")]
+    private partial void LogStaticPods(string directory);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Agent stopped; pods keep running")]
+    private partial void LogStopped();
+}
+
+/// <summary>Facts about this machine the agent needs.</summary>
+public static class NodeFacts
+{
+    public static long MemoryCapacityBytes()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/meminfo"))
+            {
+                if (line.StartsWith("MemTotal:", StringComparison.Ordinal))
+                {
+                    var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                    return long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException)
+        {
+        }
+
+        return 0;
+    }
+
+    /// <summary>The first IPv4 address of an interface that is up and not loopback.</summary>
+    public static string? PrimaryIPv4()
+    {
+        foreach (var nic in NetworkInterface.GetAllNetworkInterfaces())
+        {
+            if (nic.OperationalStatus != OperationalStatus.Up || nic.NetworkInterfaceType == NetworkInterfaceType.Loopback)
+            {
+                continue;
+            }
+
+            foreach (var address in nic.GetIPProperties().UnicastAddresses)
+            {
+                if (address.Address.AddressFamily == AddressFamily.InterNetwork)
+                {
+                    return address.Address.ToString();
+                }
+            }
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,99 @@
+using System.Net;
+
+namespace EdgeKube.Agent.Hosting;
+
+/// <summary>The agent's settings, named and defaulted after kubelet's flags where kubelet has one.</summary>
+public sealed record AgentOptions
+{
+    public const string DefaultContainerdSocket = "/run/containerd/containerd.sock";
+
+    /// <summary><c>--node-name</c>: this node's name (default: the hostname, lower-cased).</summary>
+    public string NodeName { get; init; } = Environment.MachineName.ToLowerInvariant();
+
+    /// <summary><c>--pod-manifest-path</c>: directory of static pod manifests; none when empty.</summary>
+    public string? PodManifestPath { get; init; }
+
+    /// <summary><c>--containerd-socket</c>: the CRI endpoint.</summary>
+    public string ContainerdSocket { get; init; } = DefaultContainerdSocket;
+
+    /// <summary><c>--state-dir</c>: desired pods, statuses and pod volumes.</summary>
+    public string StateDir { get; init; } = "/var/lib/edgekube";
+
+    /// <summary><c>--pod-logs-dir</c>: container logs, as kubelet's /var/log/pods.</summary>
+    public string PodLogsDir { get; init; } = "/var/log/pods";
+
+    /// <summary><c>--address</c>: where the read-only endpoint listens (loopback unless configured).</summary>
+    public string Address { get; init; } = "127.0.0.1";
+
+    /// <summary><c>--read-only-port</c>: /healthz, /pods, /metrics; 0 disables.</summary>
+    public int ReadOnlyPort { get; init; } = 10255;
+
+    /// <summary><c>--node-ip</c>: the address reported as hostIP; detected when empty.</summary>
+    public string? NodeIp { get; init; }
+
+    /// <summary><c>--runtime-request-timeout</c>: deadline of every CRI call except image pulls.</summary>
+    public TimeSpan RuntimeRequestTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary><c>--image-pull-timeout</c>: deadline of one image pull.</summary>
+    public TimeSpan ImagePullTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary><c>--file-check-frequency</c>: how often the static pod directory is checked.</summary>
+    public TimeSpan FileCheckFrequency { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Every problem with the settings, each naming the setting; empty when valid.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (!Pods.PodValidation.IsDns1123Subdomain(NodeName))
+        {
+            errors.Add($"--node-name: \"{NodeName}\" is not a valid node name (lower-case RFC 1123 subdomain)");
+        }
+
+        if (ReadOnlyPort is < 0 or > 65535)
+        {
+            errors.Add($"--read-only-port: {ReadOnlyPort} is not a port (0-65535, 0 disables)");
+        }
+
+        if (!IPAddress.TryParse(Address, out _))
+        {
+            errors.Add($"--address: \"{Address}\" is not an IP address");
+        }
+
+        if (NodeIp is { Length: > 0 } ip && !IPAddress.TryParse(ip, out _))
+        {
+            errors.Add($"--node-ip: \"{ip}\" is not an IP address");
+        }
+
+        if (string.IsNullOrWhiteSpace(ContainerdSocket))
+        {
+            errors.Add("--containerd-socket: must name the containerd socket");
+        }
+
+        if (string.IsNullOrWhiteSpace(StateDir) || !Path.IsPathRooted(StateDir))
+        {
+            errors.Add($"--state-dir: \"{StateDir}\" must be an absolute path");
+        }
+
+        if (string.IsNullOrWhiteSpace(PodLogsDir) || !Path.IsPathRooted(PodLogsDir))
+        {
+            errors.Add($"--pod-logs-dir: \"{PodLogsDir}\" must be an absolute path");
+        }
+
+        if (PodManifestPath is { Length: > 0 } manifests && !Path.IsPathRooted(manifests) && !Directory.Exists(manifests))
+        {
+            errors.Add($"--pod-manifest-path: \"{manifests}\" does not exist");
+        }
+
+        if (RuntimeRequestTimeout <= TimeSpan.Zero)
+        {
+            errors.Add("--runtime-request-timeout: must be positive");
+        }
+
+        if (FileCheckFrequency <= TimeSpan.Zero)
+        {
+            errors.Add("--file-check-frequency: must be positive");
+        }
+
+        return errors;
+    }
+}

@@ -1,0 +1,96 @@
+using System.CommandLine;
+using EdgeKube.Agent.Cri;
+using EdgeKube.Agent.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeKube.Agent;
+
+/// <summary>edgekube-agent: a lightweight kubelet for ARM boards.</summary>
+public static class Program
+{
+    public static Task<int> Main(string[] args) => BuildCommand().Parse(args).InvokeAsync();
+
+    public static RootCommand BuildCommand()
+    {
+        var defaults = new AgentOptions();
+        var nodeName = new Option<string>("--node-name") { Description = "Name of this node (default: hostname)", DefaultValueFactory = _ => defaults.NodeName };
+        var manifests = new Option<string?>("--pod-manifest-path") { Description = "Directory of static pod manifests (YAML or JSON) to run" };
+        var socket = new Option<string>("--containerd-socket") { Description = "containerd's CRI socket", DefaultValueFactory = _ => defaults.ContainerdSocket };
+        var stateDir = new Option<string>("--state-dir") { Description = "Where desired pods, statuses and pod volumes are kept", DefaultValueFactory = _ => defaults.StateDir };
+        var logsDir = new Option<string>("--pod-logs-dir") { Description = "Where container logs are written", DefaultValueFactory = _ => defaults.PodLogsDir };
+        var address = new Option<string>("--address") { Description = "IP address the read-only endpoint listens on", DefaultValueFactory = _ => defaults.Address };
+        var readOnlyPort = new Option<int>("--read-only-port") { Description = "Port of /healthz, /pods and /metrics (0 disables)", DefaultValueFactory = _ => defaults.ReadOnlyPort };
+        var nodeIp = new Option<string?>("--node-ip") { Description = "IP address reported as the pods' hostIP (default: detected)" };
+        var requestTimeout = new Option<int>("--runtime-request-timeout") { Description = "Deadline of each CRI call, in seconds", DefaultValueFactory = _ => (int)defaults.RuntimeRequestTimeout.TotalSeconds };
+        var pullTimeout = new Option<int>("--image-pull-timeout") { Description = "Deadline of one image pull, in seconds", DefaultValueFactory = _ => (int)defaults.ImagePullTimeout.TotalSeconds };
+        var fileCheck = new Option<double>("--file-check-frequency") { Description = "Seconds between checks of the static pod directory", DefaultValueFactory = _ => defaults.FileCheckFrequency.TotalSeconds };
+        var logLevel = new Option<LogLevel>("--log-level") { Description = "Trace, Debug, Information, Warning or Error", DefaultValueFactory = _ => LogLevel.Information };
+
+        var root = new RootCommand("edgekube-agent: runs Kubernetes pods on this board through containerd's CRI")
+        {
+            nodeName, manifests, socket, stateDir, logsDir, address, readOnlyPort, nodeIp, requestTimeout, pullTimeout, fileCheck, logLevel,
+        };
+
+        root.SetAction(async (result, cancellationToken) =>
+        {
+            var options = new AgentOptions
+            {
+                NodeName = result.GetValue(nodeName)!,
+                PodManifestPath = result.GetValue(manifests) is { Length: > 0 } m ? Path.GetFullPath(m) : null,
+                ContainerdSocket = result.GetValue(socket)!,
+                StateDir = Path.GetFullPath(result.GetValue(stateDir)!),
+                PodLogsDir = Path.GetFullPath(result.GetValue(logsDir)!),
+                Address = result.GetValue(address)!,
+                ReadOnlyPort = result.GetValue(readOnlyPort),
+                NodeIp = result.GetValue(nodeIp),
+                RuntimeRequestTimeout = TimeSpan.FromSeconds(result.GetValue(requestTimeout)),
+                ImagePullTimeout = TimeSpan.FromSeconds(result.GetValue(pullTimeout)),
+                FileCheckFrequency = TimeSpan.FromSeconds(result.GetValue(fileCheck)),
+            };
+            return await RunAsync(options, result.GetValue(logLevel), cancellationToken).ConfigureAwait(false);
+        });
+        return root;
+    }
+
+    public static async Task<int> RunAsync(AgentOptions options, LogLevel logLevel, CancellationToken cancellationToken)
+    {
+        var errors = options.Validate();
+        if (errors.Count > 0)
+        {
+            foreach (var error in errors)
+            {
+                await Console.Error.WriteLineAsync("edgekube-agent: invalid setting " + error).ConfigureAwait(false);
+            }
+
+            return 2;
+        }
+
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Logging.SetMinimumLevel(logLevel);
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            o.UseUtcTimestamp = true;
+        });
+        builder.Services.AddSystemd();
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<IContainerRuntime>(_ => new CriRuntimeClient(options.ContainerdSocket, options.RuntimeRequestTimeout, options.ImagePullTimeout));
+        builder.Services.AddHostedService<Hosting.Agent>();
+        using var host = builder.Build();
+        try
+        {
+            await host.RunAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (CriHandshakeException e)
+        {
+            await Console.Error.WriteLineAsync("edgekube-agent: " + e.Message).ConfigureAwait(false);
+            return 1;
+        }
+
+        return 0;
+    }
+}

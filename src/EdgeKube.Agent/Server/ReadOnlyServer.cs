@@ -1,0 +1,180 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using EdgeKube.Agent.Runtime;
+using EdgeKube.Agent.Status;
+using EdgeKube.Agent.Store;
+using k8s;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeKube.Agent.Server;
+
+/// <summary>
+/// kubelet's read-only port (<c>--read-only-port</c>, default 10255) on 127.0.0.1 unless told otherwise:
+/// <c>/healthz</c>, <c>/pods</c> (a v1 PodList with current statuses, rejected manifests included as
+/// Failed pods) and <c>/metrics</c> (Prometheus text).
+/// </summary>
+public sealed partial class ReadOnlyServer(
+    string address,
+    int port,
+    DesiredPodStore desired,
+    StatusManager statuses,
+    RuntimeObserver observer,
+    TimeProvider time,
+    ILogger<ReadOnlyServer> logger) : IDisposable
+{
+    private readonly HttpListener _listener = new();
+    private readonly DateTimeOffset _started = time.GetUtcNow();
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var host = address is "0.0.0.0" or "*" ? "+" : address;
+        _listener.Prefixes.Add($"http://{host}:{port}/");
+        _listener.Start();
+        LogListening(address, port);
+        using var registration = cancellationToken.Register(() => _listener.Stop());
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            HttpListenerContext context;
+            try
+            {
+                context = await _listener.GetContextAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
+            {
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            _ = Task.Run(() => Serve(context), CancellationToken.None);
+        }
+    }
+
+    private void Serve(HttpListenerContext context)
+    {
+        var response = context.Response;
+        try
+        {
+            var path = context.Request.Url?.AbsolutePath ?? "/";
+            var (code, type, body) = context.Request.HttpMethod is not ("GET" or "HEAD")
+                ? (405, "text/plain", "method not allowed\n")
+                : path switch
+                {
+                    "/healthz" => Healthz(),
+                    "/pods" or "/pods/" => (200, "application/json", KubernetesJson.Serialize(PodList())),
+                    "/metrics" => (200, "text/plain; version=0.0.4", Metrics()),
+                    _ => (404, "text/plain", "404 page not found\n"),
+                };
+            var bytes = Encoding.UTF8.GetBytes(body);
+            response.StatusCode = code;
+            response.ContentType = type;
+            response.ContentLength64 = bytes.Length;
+            response.OutputStream.Write(bytes);
+        }
+        catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException)
+        {
+            // The client went away.
+        }
+        finally
+        {
+            try
+            {
+                response.Close();
+            }
+            catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException)
+            {
+            }
+        }
+    }
+
+    private (int, string, string) Healthz() =>
+        observer.IsHealthy(TimeSpan.FromSeconds(30))
+            ? (200, "text/plain", "ok")
+            : (500, "text/plain", $"runtime unhealthy: {observer.LastError ?? "no successful relist yet"}\n");
+
+    /// <summary>Every pod the agent knows, with its current status; rejected manifests as Failed pods.</summary>
+    public V1PodList PodList()
+    {
+        var items = new List<V1Pod>();
+        foreach (var d in desired.All().OrderBy(d => d.Key, StringComparer.Ordinal))
+        {
+            var pod = KubernetesJson.Deserialize<V1Pod>(KubernetesJson.Serialize(d.Pod));
+            pod.Status = statuses.Get(d.Uid) ?? new V1PodStatus { Phase = "Pending" };
+            items.Add(pod);
+        }
+
+        foreach (var r in desired.Rejected())
+        {
+            items.Add(new V1Pod
+            {
+                ApiVersion = "v1",
+                Kind = "Pod",
+                Metadata = new V1ObjectMeta
+                {
+                    Name = r.Name,
+                    NamespaceProperty = r.Namespace,
+                    Annotations = new Dictionary<string, string> { ["kubernetes.io/config.source"] = r.Source, ["edgekube.io/manifest"] = r.Origin },
+                },
+                Status = new V1PodStatus { Phase = "Failed", Reason = "InvalidManifest", Message = r.Reason },
+            });
+        }
+
+        return new V1PodList { ApiVersion = "v1", Kind = "PodList", Metadata = new V1ListMeta(), Items = items };
+    }
+
+    private string Metrics()
+    {
+        var sb = new StringBuilder();
+        var pods = desired.All();
+        var byPhase = pods.GroupBy(p => statuses.Get(p.Uid)?.Phase ?? "Pending").ToDictionary(g => g.Key, g => g.Count());
+        sb.AppendLine("# HELP edgekube_agent_pods Desired pods by phase.");
+        sb.AppendLine("# TYPE edgekube_agent_pods gauge");
+        foreach (var phase in new[] { "Pending", "Running", "Succeeded", "Failed", "Unknown" })
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"edgekube_agent_pods{{phase=\"{phase}\"}} {byPhase.GetValueOrDefault(phase)}\n");
+        }
+
+        var containers = pods.Select(p => statuses.Get(p.Uid)).SelectMany(s => s?.ContainerStatuses ?? []).ToList();
+        sb.AppendLine("# HELP edgekube_agent_containers Containers of desired pods by state.");
+        sb.AppendLine("# TYPE edgekube_agent_containers gauge");
+        sb.Append(CultureInfo.InvariantCulture, $"edgekube_agent_containers{{state=\"running\"}} {containers.Count(c => c.State?.Running is not null)}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"edgekube_agent_containers{{state=\"waiting\"}} {containers.Count(c => c.State?.Waiting is not null)}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"edgekube_agent_containers{{state=\"terminated\"}} {containers.Count(c => c.State?.Terminated is not null)}\n");
+        sb.AppendLine("# HELP edgekube_agent_container_restarts_total Container restarts of desired pods.");
+        sb.AppendLine("# TYPE edgekube_agent_container_restarts_total counter");
+        sb.Append(CultureInfo.InvariantCulture, $"edgekube_agent_container_restarts_total {containers.Sum(c => c.RestartCount)}\n");
+        sb.AppendLine("# HELP edgekube_agent_rejected_manifests Manifests rejected as invalid.");
+        sb.AppendLine("# TYPE edgekube_agent_rejected_manifests gauge");
+        sb.Append(CultureInfo.InvariantCulture, $"edgekube_agent_rejected_manifests {desired.Rejected().Count}\n");
+        sb.AppendLine("# HELP edgekube_agent_runtime_up Whether the container runtime answered the last relist.");
+        sb.AppendLine("# TYPE edgekube_agent_runtime_up gauge");
+        sb.Append(CultureInfo.InvariantCulture, $"edgekube_agent_runtime_up {(observer.LastError is null && observer.LastSuccess is not null ? 1 : 0)}\n");
+        sb.AppendLine("# HELP edgekube_agent_relists_total Successful runtime relists.");
+        sb.AppendLine("# TYPE edgekube_agent_relists_total counter");
+        sb.Append(CultureInfo.InvariantCulture, $"edgekube_agent_relists_total {observer.RelistCount}\n");
+        sb.AppendLine("# HELP edgekube_agent_status_updates_total Pod status changes computed.");
+        sb.AppendLine("# TYPE edgekube_agent_status_updates_total counter");
+        sb.Append(CultureInfo.InvariantCulture, $"edgekube_agent_status_updates_total {statuses.Updates}\n");
+        using var process = System.Diagnostics.Process.GetCurrentProcess();
+        sb.AppendLine("# HELP process_resident_memory_bytes Resident memory size in bytes.");
+        sb.AppendLine("# TYPE process_resident_memory_bytes gauge");
+        sb.Append(CultureInfo.InvariantCulture, $"process_resident_memory_bytes {process.WorkingSet64}\n");
+        sb.AppendLine("# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.");
+        sb.AppendLine("# TYPE process_cpu_seconds_total counter");
+        sb.Append(CultureInfo.InvariantCulture, $"process_cpu_seconds_total {process.TotalProcessorTime.TotalSeconds:0.###}\n");
+        sb.AppendLine("# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.");
+        sb.AppendLine("# TYPE process_start_time_seconds gauge");
+        sb.Append(CultureInfo.InvariantCulture, $"process_start_time_seconds {_started.ToUnixTimeSeconds()}\n");
+        return sb.ToString();
+    }
+
+    public void Dispose() => ((IDisposable)_listener).Dispose();
+
+    [LoggerMessage(EventId = 900, Level = LogLevel.Information, Message = "Read-only endpoint on http://{Address}:{Port} (/healthz, /pods, /metrics)")]
+    private partial void LogListening(string address, int port);
+}

@@ -1,0 +1,113 @@
+using System.Text.Json;
+using EdgeKube.Agent.Store;
+using k8s;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeKube.Agent.Status;
+
+/// <summary>
+/// The only writer of pod status. Keeps the latest status of every pod, persists it under
+/// <c>{state-dir}/status</c>, and tells its subscribers on change only.
+/// </summary>
+public sealed partial class StatusManager
+{
+    private readonly object _lock = new();
+    private readonly Dictionary<string, (V1PodStatus Status, string Json)> _statuses = new(StringComparer.Ordinal);
+    private readonly string _dir;
+    private readonly ILogger<StatusManager> _logger;
+
+    public StatusManager(string stateDir, ILogger<StatusManager> logger)
+    {
+        _dir = Path.Combine(stateDir, "status");
+        _logger = logger;
+        Directory.CreateDirectory(_dir);
+        AtomicFile.CleanTemporaries(_dir);
+    }
+
+    /// <summary>Raised after a pod's status changed: uid and the new status.</summary>
+    public event Action<string, V1PodStatus>? StatusChanged;
+
+    /// <summary>Raised when a pod's status is dropped because the pod is gone.</summary>
+    public event Action<string>? StatusRemoved;
+
+    public long Updates { get; private set; }
+
+    /// <summary>Loads persisted statuses (start times and condition transition times survive restarts).</summary>
+    public void Load()
+    {
+        foreach (var file in Directory.EnumerateFiles(_dir, "*.json"))
+        {
+            try
+            {
+                var record = JsonSerializer.Deserialize(File.ReadAllText(file), StoreJsonContext.Default.PersistedStatus)
+                    ?? throw new JsonException("empty");
+                var status = KubernetesJson.Deserialize<V1PodStatus>(record.Status) ?? throw new JsonException("empty status");
+                lock (_lock)
+                {
+                    _statuses[record.Uid] = (status, record.Status);
+                }
+            }
+            catch (Exception e) when (e is JsonException or IOException or NotSupportedException or FormatException)
+            {
+                LogCorruptFile(file, e.Message);
+            }
+        }
+    }
+
+    public V1PodStatus? Get(string uid)
+    {
+        lock (_lock)
+        {
+            return _statuses.TryGetValue(uid, out var s) ? s.Status : null;
+        }
+    }
+
+    /// <summary>Sets a pod's status; returns true when it changed.</summary>
+    public bool Set(string uid, V1PodStatus status)
+    {
+        var json = KubernetesJson.Serialize(status);
+        lock (_lock)
+        {
+            if (_statuses.TryGetValue(uid, out var old) && old.Json == json)
+            {
+                return false;
+            }
+
+            _statuses[uid] = (status, json);
+            Updates++;
+            try
+            {
+                AtomicFile.WriteAllText(Path.Combine(_dir, uid + ".json"), JsonSerializer.Serialize(new PersistedStatus(uid, json), StoreJsonContext.Default.PersistedStatus));
+            }
+            catch (IOException e)
+            {
+                LogPersistFailed(uid, e.Message);
+            }
+        }
+
+        StatusChanged?.Invoke(uid, status);
+        return true;
+    }
+
+    public void Remove(string uid)
+    {
+        bool removed;
+        lock (_lock)
+        {
+            removed = _statuses.Remove(uid);
+            AtomicFile.Delete(Path.Combine(_dir, uid + ".json"));
+        }
+
+        if (removed)
+        {
+            StatusRemoved?.Invoke(uid);
+        }
+    }
+
+    [LoggerMessage(EventId = 500, Level = LogLevel.Error, Message = "Skipping unreadable status file {File}: {Error}")]
+    private partial void LogCorruptFile(string file, string error);
+
+    [LoggerMessage(EventId = 501, Level = LogLevel.Warning, Message = "Could not persist status of pod {Uid}: {Error}")]
+    private partial void LogPersistFailed(string uid, string error);
+}
