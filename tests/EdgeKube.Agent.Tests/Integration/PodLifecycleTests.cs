@@ -151,7 +151,7 @@ public sealed class PodLifecycleTests(ContainerdFixture containerd) : AgentTestB
             metadata: {name: grace}
             spec:
               terminationGracePeriodSeconds: 3
-              volumes: [{name: out, hostPath: {path: {{host}}}}]
+              volumes: [{name: out, hostPath: {path: {{host}} } }]
               containers:
               - name: polite
                 image: {{Image}}

@@ -15,7 +15,7 @@ public sealed class PodSpecTests(ContainerdFixture containerd) : AgentTestBase(c
             kind: Pod
             metadata: {name: init}
             spec:
-              volumes: [{name: work, emptyDir: {}}]
+              volumes: [{name: work, emptyDir: {} }]
               initContainers:
               - {name: first, image: {{Image}}, command: [sh, -c, "echo first >> /work/order"], volumeMounts: [{name: work, mountPath: /work}]}
               - {name: second, image: {{Image}}, command: [sh, -c, "sleep 1; echo second >> /work/order"], volumeMounts: [{name: work, mountPath: /work}]}
@@ -48,11 +48,11 @@ public sealed class PodSpecTests(ContainerdFixture containerd) : AgentTestBase(c
                 workingDir: /tmp
                 env:
                 - {name: GREETING, value: hello}
-                - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
-                - {name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
-                - {name: POD_UID, valueFrom: {fieldRef: {fieldPath: metadata.uid}}}
-                - {name: NODE_NAME, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
-                - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+                - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name} } }
+                - {name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace} } }
+                - {name: POD_UID, valueFrom: {fieldRef: {fieldPath: metadata.uid} } }
+                - {name: NODE_NAME, valueFrom: {fieldRef: {fieldPath: spec.nodeName} } }
+                - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP} } }
                 - {name: COMBINED, value: "$(GREETING)-$(NODE_NAME)"}
             """);
         var pod = await Agent.WaitForPodAsync("env", IsRunning, what: "Running");
@@ -114,9 +114,9 @@ public sealed class PodSpecTests(ContainerdFixture containerd) : AgentTestBase(c
             metadata: {name: volumes}
             spec:
               volumes:
-              - {name: scratch, emptyDir: {}}
-              - {name: data, hostPath: {path: {{host}}, type: Directory}}
-              - {name: made, hostPath: {path: {{host}}/made, type: DirectoryOrCreate}}
+              - {name: scratch, emptyDir: {} }
+              - {name: data, hostPath: {path: {{host}}, type: Directory} }
+              - {name: made, hostPath: {path: {{host}}/made, type: DirectoryOrCreate} }
               containers:
               - name: writer
                 image: {{Image}}
@@ -146,7 +146,7 @@ public sealed class PodSpecTests(ContainerdFixture containerd) : AgentTestBase(c
             kind: Pod
             metadata: {name: badpath}
             spec:
-              volumes: [{name: data, hostPath: {path: /nonexistent/edgekube, type: Directory}}]
+              volumes: [{name: data, hostPath: {path: /nonexistent/edgekube, type: Directory} }]
               containers: [{name: app, image: {{Image}}, command: [sleep, "3600"], volumeMounts: [{name: data, mountPath: /data}]}]
             """);
         var pod = await Agent.WaitForPodAsync("badpath", p => Status(p, "app").State?.Waiting?.Reason == "CreateContainerConfigError", what: "CreateContainerConfigError");
@@ -167,7 +167,7 @@ public sealed class PodSpecTests(ContainerdFixture containerd) : AgentTestBase(c
               - name: httpd
                 image: {{Image}}
                 command: [sh, -c, "mkdir -p /www && echo bridged > /www/index.html && exec httpd -f -p 80 -h /www"]
-                ports: [{containerPort: 80, hostPort: {{hostPort}}}]
+                ports: [{containerPort: 80, hostPort: {{hostPort}} }]
             """);
         Agent.WriteManifest("hostnet.yaml", $$"""
             apiVersion: v1

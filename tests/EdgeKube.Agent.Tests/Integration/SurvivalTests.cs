@@ -11,7 +11,7 @@ public sealed class SurvivalTests(ContainerdFixture containerd) : AgentTestBase(
     private string Sleeper(string name) => $$"""
         apiVersion: v1
         kind: Pod
-        metadata: {name: {{name}}}
+        metadata: {name: {{name}} }
         spec:
           containers: [{name: app, image: {{Image}}, command: [sleep, "3600"]}]
         """;
