@@ -26,25 +26,45 @@ public static class Program
         var requestTimeout = new Option<int>("--runtime-request-timeout") { Description = "Deadline of each CRI call, in seconds", DefaultValueFactory = _ => (int)defaults.RuntimeRequestTimeout.TotalSeconds };
         var pullTimeout = new Option<int>("--image-pull-timeout") { Description = "Deadline of one image pull, in seconds", DefaultValueFactory = _ => (int)defaults.ImagePullTimeout.TotalSeconds };
         var fileCheck = new Option<double>("--file-check-frequency") { Description = "Seconds between checks of the static pod directory", DefaultValueFactory = _ => defaults.FileCheckFrequency.TotalSeconds };
+        var config = new Option<string?>("--config") { Description = "Agent config file (the join config printed by `edgekube-master node add`)" };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Trace, Debug, Information, Warning or Error", DefaultValueFactory = _ => LogLevel.Information };
 
         var root = new RootCommand("edgekube-agent: runs Kubernetes pods on this board through containerd's CRI")
         {
-            nodeName, manifests, socket, stateDir, logsDir, address, readOnlyPort, nodeIp, requestTimeout, pullTimeout, fileCheck, logLevel,
+            config, nodeName, manifests, socket, stateDir, logsDir, address, readOnlyPort, nodeIp, requestTimeout, pullTimeout, fileCheck, logLevel,
         };
 
         root.SetAction(async (result, cancellationToken) =>
         {
+            JoinConfig file = new();
+            if (result.GetValue(config) is { Length: > 0 } configPath)
+            {
+                try
+                {
+                    file = JoinConfig.Load(configPath);
+                }
+                catch (InvalidConfigException e)
+                {
+                    await Console.Error.WriteLineAsync("edgekube-agent: invalid setting " + e.Message).ConfigureAwait(false);
+                    return 2;
+                }
+            }
+
+            // A flag given on the command line wins over the config file, as with kubelet.
+            T Pick<T>(Option<T> option, T? fromFile) =>
+                fromFile is not null && result.GetResult(option) is null or { Implicit: true } ? fromFile : result.GetValue(option)!;
+
             var options = new AgentOptions
             {
-                NodeName = result.GetValue(nodeName)!,
-                PodManifestPath = result.GetValue(manifests) is { Length: > 0 } m ? Path.GetFullPath(m) : null,
-                ContainerdSocket = result.GetValue(socket)!,
-                StateDir = Path.GetFullPath(result.GetValue(stateDir)!),
+                NodeName = Pick(nodeName, file.NodeName),
+                PodManifestPath = Pick(manifests, file.PodManifestPath) is { Length: > 0 } m ? Path.GetFullPath(m) : null,
+                ContainerdSocket = Pick(socket, file.ContainerdSocket),
+                StateDir = Path.GetFullPath(Pick(stateDir, file.StateDir)),
                 PodLogsDir = Path.GetFullPath(result.GetValue(logsDir)!),
                 Address = result.GetValue(address)!,
                 ReadOnlyPort = result.GetValue(readOnlyPort),
-                NodeIp = result.GetValue(nodeIp),
+                NodeIp = Pick(nodeIp, file.NodeIp),
+                Broker = file.ToBrokerOptions(),
                 RuntimeRequestTimeout = TimeSpan.FromSeconds(result.GetValue(requestTimeout)),
                 ImagePullTimeout = TimeSpan.FromSeconds(result.GetValue(pullTimeout)),
                 FileCheckFrequency = TimeSpan.FromSeconds(result.GetValue(fileCheck)),

@@ -1,6 +1,8 @@
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using EdgeKube.Agent.Cri;
+using EdgeKube.Agent.Mqtt;
+using EdgeKube.Agent.Node;
 using EdgeKube.Agent.Pods;
 using EdgeKube.Agent.Pods.Sources;
 using EdgeKube.Agent.Probes;
@@ -82,6 +84,19 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             desired.SetSource(StaticPodSource.SourceName, [], []);
         }
 
+        MqttLink? link = null;
+        if (options.Broker is { } broker)
+        {
+            link = new MqttLink(broker, options.NodeName, time, loggers.CreateLogger<MqttLink>());
+            var mqttSource = new MqttPodSource(options.NodeName, link.Topics, desired, loggers.CreateLogger<MqttPodSource>());
+            link.MessageReceived += mqttSource.HandleAsync;
+            _ = new StatusPublisher(link, options.NodeName, desired, statuses);
+            var reporter = new NodeReporter(link, options.NodeName, hostIp, options.StateDir, runtime, observer, time, loggers.CreateLogger<NodeReporter>());
+            loops.Add(link.RunAsync(stoppingToken));
+            loops.Add(reporter.RunAsync(stoppingToken));
+            LogBroker(broker.Url.ToString());
+        }
+
         // Every source has reported: what the runtime holds beyond this is an orphan.
         workers.EnableOrphanCleanup();
 
@@ -104,6 +119,11 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         {
             await workers.WhenAllStopped().ConfigureAwait(false);
             server?.Dispose();
+            if (link is not null)
+            {
+                await link.DisposeAsync().ConfigureAwait(false);
+            }
+
             LogStopped();
         }
     }
@@ -143,6 +163,9 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Watching static pod manifests in {Directory}")]
     private partial void LogStaticPods(string directory);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Pods from the master through broker {Url}")]
+    private partial void LogBroker(string url);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Agent stopped; pods keep running")]
     private partial void LogStopped();

@@ -40,6 +40,9 @@ public sealed record AgentOptions
     /// <summary><c>--file-check-frequency</c>: how often the static pod directory is checked.</summary>
     public TimeSpan FileCheckFrequency { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>From <c>--config</c>: the broker the master's pods come from; none runs only static pods.</summary>
+    public Mqtt.BrokerOptions? Broker { get; init; }
+
     /// <summary>Every problem with the settings, each naming the setting; empty when valid.</summary>
     public IReadOnlyList<string> Validate()
     {

@@ -77,7 +77,7 @@ public sealed class RuntimeConfigBuilder(NodeLayout layout)
                         ContainerPort = port.ContainerPort,
                         HostPort = port.HostPort.Value,
                         HostIp = port.HostIP ?? string.Empty,
-                        Protocol = port.Protocol switch { "UDP" => Protocol.Udp, "SCTP" => Protocol.Sctp, _ => Protocol.Tcp },
+                        Protocol = port.Protocol switch { "UDP" => Cri.V1.Protocol.Udp, "SCTP" => Cri.V1.Protocol.Sctp, _ => Cri.V1.Protocol.Tcp },
                     });
                 }
             }

@@ -63,6 +63,15 @@ public sealed partial class StatusManager
         }
     }
 
+    /// <summary>Every status held, by pod uid.</summary>
+    public IReadOnlyList<(string Uid, V1PodStatus Status)> All()
+    {
+        lock (_lock)
+        {
+            return [.. _statuses.Select(kv => (kv.Key, kv.Value.Status))];
+        }
+    }
+
     /// <summary>Sets a pod's status; returns true when it changed.</summary>
     public bool Set(string uid, V1PodStatus status)
     {

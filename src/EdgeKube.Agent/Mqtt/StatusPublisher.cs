@@ -1,0 +1,78 @@
+using System.Text;
+using EdgeKube.Agent.Status;
+using EdgeKube.Agent.Store;
+using k8s;
+using k8s.Models;
+
+namespace EdgeKube.Agent.Mqtt;
+
+/// <summary>
+/// Publishes each pod's status to the master when it changes (retained, QoS 1), as the body of a
+/// <c>pods/status</c> update: a Pod with name, namespace, uid and status. When a pod is gone from the
+/// node its status topic is cleared, which is how the master learns that a deletion has finished.
+/// </summary>
+public sealed class StatusPublisher
+{
+    private readonly MqttLink _link;
+    private readonly string _nodeName;
+    private readonly DesiredPodStore _desired;
+    private readonly Dictionary<string, string> _topics = new(StringComparer.Ordinal);
+
+    public StatusPublisher(MqttLink link, string nodeName, DesiredPodStore desired, StatusManager statuses)
+    {
+        _link = link;
+        _nodeName = nodeName;
+        _desired = desired;
+        statuses.StatusChanged += (uid, status) => _ = PublishAsync(uid, status);
+        statuses.StatusRemoved += uid => _ = ClearAsync(uid);
+
+        // What was computed before this start goes out with the first connect.
+        foreach (var (uid, status) in statuses.All())
+        {
+            _ = PublishAsync(uid, status);
+        }
+    }
+
+    private Task PublishAsync(string uid, V1PodStatus status)
+    {
+        if (_desired.Get(uid)?.Pod is not { } pod)
+        {
+            return Task.CompletedTask;
+        }
+
+        var topic = _link.Topics.PodStatus(_nodeName, pod.Namespace(), pod.Name());
+        lock (_topics)
+        {
+            _topics[uid] = topic;
+        }
+
+        var body = new V1Pod
+        {
+            ApiVersion = "v1",
+            Kind = "Pod",
+            Metadata = new V1ObjectMeta
+            {
+                Name = pod.Name(),
+                NamespaceProperty = pod.Namespace(),
+                Uid = uid,
+                ResourceVersion = pod.Metadata.ResourceVersion,
+                Annotations = pod.Metadata.Annotations?.TryGetValue("kubernetes.io/config.source", out var source) == true
+                    ? new Dictionary<string, string> { ["kubernetes.io/config.source"] = source }
+                    : null,
+            },
+            Status = status,
+        };
+        return _link.PublishRetainedAsync(topic, Encoding.UTF8.GetBytes(KubernetesJson.Serialize(body)), CancellationToken.None);
+    }
+
+    private Task ClearAsync(string uid)
+    {
+        string? topic;
+        lock (_topics)
+        {
+            _topics.Remove(uid, out topic);
+        }
+
+        return topic is null ? Task.CompletedTask : _link.PublishRetainedAsync(topic, [], CancellationToken.None);
+    }
+}

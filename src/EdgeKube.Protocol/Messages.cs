@@ -1,0 +1,35 @@
+using System.Text.Json.Serialization;
+
+namespace EdgeKube.Protocol;
+
+/// <summary>One entry of a node's pod index: which pod, which incarnation, which version.</summary>
+public sealed record PodIndexEntry(
+    [property: JsonPropertyName("namespace")] string Namespace,
+    [property: JsonPropertyName("name")] string Name,
+    [property: JsonPropertyName("uid")] string Uid,
+    [property: JsonPropertyName("resourceVersion")] string ResourceVersion);
+
+/// <summary>
+/// The pods desired on a node, published retained next to the pods themselves, so a node that was
+/// away sees deletions after any broker restart: a pod topic not in the index is not desired.
+/// </summary>
+public sealed record PodIndex(
+    [property: JsonPropertyName("resourceVersion")] string ResourceVersion,
+    [property: JsonPropertyName("items")] IReadOnlyList<PodIndexEntry> Items);
+
+/// <summary>Presence payloads.</summary>
+public static class Presence
+{
+    public const string Online = "online";
+    public const string Offline = "offline";
+}
+
+/// <summary>The heartbeat a node sends on its lease topic.</summary>
+public sealed record Lease(
+    [property: JsonPropertyName("renewTime")] DateTimeOffset RenewTime,
+    [property: JsonPropertyName("durationSeconds")] int DurationSeconds);
+
+/// <summary>Source-generated JSON for the protocol's own messages (trimming- and AOT-safe).</summary>
+[JsonSerializable(typeof(PodIndex))]
+[JsonSerializable(typeof(Lease))]
+public sealed partial class ProtocolJson : JsonSerializerContext;

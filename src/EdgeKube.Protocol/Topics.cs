@@ -1,0 +1,67 @@
+namespace EdgeKube.Protocol;
+
+/// <summary>
+/// The MQTT topics between the master and the nodes (docs/protocol.md). Every topic sits under a
+/// prefix (default <c>edgekube/v1</c>); a node's topics under <c>{prefix}/nodes/{node}/</c>.
+/// </summary>
+public sealed class Topics(string prefix = Topics.DefaultPrefix)
+{
+    public const string DefaultPrefix = "edgekube/v1";
+
+    public string Prefix { get; } = prefix.TrimEnd('/');
+
+    public string Node(string node) => $"{Prefix}/nodes/{node}";
+
+    /// <summary>Master → node, retained: the Pod's JSON; an empty payload deletes it.</summary>
+    public string Pod(string node, string ns, string name) => $"{Node(node)}/pods/{ns}/{name}";
+
+    /// <summary>Master → node, retained: the index of the pods desired on the node.</summary>
+    public string PodIndex(string node) => $"{Node(node)}/pods";
+
+    /// <summary>Node → master, retained: a pod's status.</summary>
+    public string PodStatus(string node, string ns, string name) => $"{Node(node)}/pods/{ns}/{name}/status";
+
+    /// <summary>Master → node, retained: the node's spec (podCIDR, taints, unschedulable).</summary>
+    public string NodeSpec(string node) => $"{Node(node)}/spec";
+
+    /// <summary>Node → master, retained: the node's status.</summary>
+    public string NodeStatus(string node) => $"{Node(node)}/status";
+
+    /// <summary>Node → master, retained: "online", or "offline" from the connection's will.</summary>
+    public string Presence(string node) => $"{Node(node)}/presence";
+
+    /// <summary>Node → master, not retained: the heartbeat.</summary>
+    public string Lease(string node) => $"{Node(node)}/lease";
+
+    /// <summary>Requests to the node (logs, identify), MQTT 5 request/response.</summary>
+    public string Rpc(string node, string method) => $"{Node(node)}/rpc/{method}";
+
+    /// <summary>Master → all, retained: cluster-wide data.</summary>
+    public string Cluster(string what) => $"{Prefix}/cluster/{what}";
+
+    /// <summary>What a node subscribes to: its pods (two levels below pods/), its index, its spec, its rpc, the cluster.</summary>
+    public IReadOnlyList<string> NodeSubscriptions(string node) =>
+        [$"{Node(node)}/pods/+/+", PodIndex(node), NodeSpec(node), $"{Node(node)}/rpc/#", $"{Prefix}/cluster/#"];
+
+    /// <summary>Parses a node topic into (node, rest) when it is one.</summary>
+    public bool TryParseNodeTopic(string topic, out string node, out string[] rest)
+    {
+        node = string.Empty;
+        rest = [];
+        var head = Prefix + "/nodes/";
+        if (!topic.StartsWith(head, StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var parts = topic[head.Length..].Split('/');
+        if (parts.Length == 0 || parts[0].Length == 0)
+        {
+            return false;
+        }
+
+        node = parts[0];
+        rest = parts[1..];
+        return true;
+    }
+}
