@@ -14,7 +14,7 @@ public abstract class AgentTestBase(ContainerdFixture containerd) : IAsyncLifeti
 
     protected string Image => containerd.BusyboxImage;
 
-    protected AgentProcess Agent { get; private set; } = null!;
+    protected AgentProcess Agent { get; set; } = null!;
 
     public virtual async Task InitializeAsync()
     {
@@ -43,9 +43,9 @@ public abstract class AgentTestBase(ContainerdFixture containerd) : IAsyncLifeti
         }
     }
 
-    protected AgentProcess NewAgent(string? workDir = null)
+    protected AgentProcess NewAgent(string? workDir = null, IReadOnlyList<string>? extraArgs = null)
     {
-        var agent = new AgentProcess(containerd.SocketPath, workDir);
+        var agent = new AgentProcess(containerd.SocketPath, workDir) { ExtraArgs = extraArgs ?? [] };
         _agents.Add(agent);
         return agent;
     }

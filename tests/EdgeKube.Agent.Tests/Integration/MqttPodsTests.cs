@@ -1,0 +1,148 @@
+using System.Text.Json;
+using EdgeKube.Agent.Tests.Fixtures;
+using k8s;
+using k8s.Models;
+
+namespace EdgeKube.Agent.Tests.Integration;
+
+/// <summary>Pods from the master over MQTT, through a real broker, run on the real containerd.</summary>
+[Collection("containerd")]
+public sealed class MqttPodsTests(ContainerdFixture containerd) : AgentTestBase(containerd)
+{
+    private const string Node = "test-node";
+    private const string Prefix = "edgekube/v1/nodes/test-node";
+    private TestBroker _broker = null!;
+
+    public override async Task InitializeAsync()
+    {
+        await RemoveAllManagedAsync();
+        _broker = new TestBroker(new Dictionary<string, string> { [Node] = "node-secret" });
+        await _broker.StartAsync();
+        Agent = await StartJoinedAgentAsync(null);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await _broker.DisposeAsync();
+    }
+
+    private async Task<AgentProcess> StartJoinedAgentAsync(string? workDir, bool waitHealthy = true)
+    {
+        workDir ??= Directory.CreateTempSubdirectory("edgekube-agent-").FullName;
+        var config = Path.Combine(workDir, "agent.yaml");
+        File.WriteAllText(config, $$"""
+            apiVersion: edgekube.io/v1
+            kind: AgentConfig
+            nodeName: {{Node}}
+            broker:
+              url: mqtt://127.0.0.1:{{_broker.Port}}
+              username: {{Node}}
+              password: node-secret
+              keepAliveSeconds: 5
+            """);
+        var agent = NewAgent(workDir, ["--config", config]);
+        await agent.StartAsync(waitHealthy);
+        return agent;
+    }
+
+    private string PodJson(string name, string uid, string rv, string command = "3600") => $$"""
+        {"apiVersion":"v1","kind":"Pod","metadata":{"name":"{{name}}","namespace":"default","uid":"{{uid}}","resourceVersion":"{{rv}}"},
+         "spec":{"nodeName":"{{Node}}","containers":[{"name":"app","image":"{{Image}}","command":["sleep","{{command}}"]}]} }
+        """;
+
+    private static string Index(params (string Name, string Uid)[] pods) =>
+        JsonSerializer.Serialize(new { resourceVersion = "1", items = pods.Select(p => new { @namespace = "default", name = p.Name, uid = p.Uid, resourceVersion = "1" }) });
+
+    private static V1Pod Parse(string json) => KubernetesJson.Deserialize<V1Pod>(json);
+
+    [Fact]
+    public async Task The_node_registers_runs_pushed_pods_and_reports_their_status()
+    {
+        Assert.Equal("online", await _broker.WaitForAsync($"{Prefix}/presence", p => p == "online"));
+        var nodeJson = await _broker.WaitForAsync($"{Prefix}/status", p => p.Contains("\"Ready\""));
+        var node = KubernetesJson.Deserialize<V1Node>(nodeJson);
+        Assert.Equal(Node, node.Metadata.Name);
+        Assert.Equal("linux", node.Metadata.Labels["kubernetes.io/os"]);
+        Assert.Equal(Node, node.Metadata.Labels["kubernetes.io/hostname"]);
+        Assert.Equal("True", node.Status.Conditions.Single(c => c.Type == "Ready").Status);
+        Assert.StartsWith("containerd://", node.Status.NodeInfo.ContainerRuntimeVersion);
+        Assert.True(node.Status.Capacity["cpu"].ToDecimal() >= 1);
+        Assert.True(node.Status.Capacity["memory"].ToInt64() > 0);
+        await _broker.WaitForAsync($"{Prefix}/lease", p => p.Contains("renewTime"));
+
+        await _broker.PublishAsync($"{Prefix}/pods/default/web", PodJson("web", "uid-web", "10"));
+        await _broker.PublishAsync($"{Prefix}/pods", Index(("web", "uid-web")));
+        var statusJson = await _broker.WaitForAsync($"{Prefix}/pods/default/web/status", p => p.Contains("\"phase\":\"Running\""));
+        var status = Parse(statusJson);
+        Assert.Equal("uid-web", status.Metadata.Uid);
+        Assert.StartsWith("containerd://", status.Status.ContainerStatuses.Single().ContainerID);
+        var pod = await Agent.WaitForPodAsync("web", IsRunning, what: "Running");
+        Assert.Single(await SandboxesOf(pod));
+
+        // Removed from the index: the pod is stopped and its status topic cleared.
+        await _broker.PublishAsync($"{Prefix}/pods", Index());
+        await _broker.PublishAsync($"{Prefix}/pods/default/web", string.Empty);
+        await _broker.WaitForAsync($"{Prefix}/pods/default/web/status", p => p.Length == 0);
+        await Eventually.Until(async () => (await SandboxesOf(pod)).Count == 0, TimeSpan.FromSeconds(60), () => "pod not removed");
+
+        // A lost connection (SIGKILL) marks the node offline through its will.
+        await Agent.KillAsync();
+        await _broker.WaitForAsync($"{Prefix}/presence", p => p == "offline", TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task Pods_keep_running_without_the_master_and_deletions_made_meanwhile_apply_on_return()
+    {
+        await _broker.PublishAsync($"{Prefix}/pods/default/a", PodJson("a", "uid-a", "1"));
+        await _broker.PublishAsync($"{Prefix}/pods/default/b", PodJson("b", "uid-b", "1"));
+        await _broker.PublishAsync($"{Prefix}/pods", Index(("a", "uid-a"), ("b", "uid-b")));
+        var a = await Agent.WaitForPodAsync("a", IsRunning, what: "a Running");
+        var b = await Agent.WaitForPodAsync("b", IsRunning, what: "b Running");
+
+        // The agent goes down and comes back with no broker: it runs what it last had.
+        var port = _broker.Port;
+        await Agent.KillAsync();
+        await _broker.DisposeAsync();
+        var offline = await StartJoinedAgentAsync(Agent.WorkDir);
+        await offline.WaitForPodAsync("a", IsRunning, what: "a still Running without the master");
+        await offline.WaitForPodAsync("b", IsRunning, what: "b still Running without the master");
+        Assert.Contains("Cannot reach broker", offline.Log);
+
+        // The master deleted b meanwhile; the broker comes back with the retained index.
+        _broker = new TestBroker(new Dictionary<string, string> { [Node] = "node-secret" }, port);
+        await _broker.StartAsync();
+        await _broker.PublishAsync($"{Prefix}/pods/default/a", PodJson("a", "uid-a", "1"));
+        await _broker.PublishAsync($"{Prefix}/pods", Index(("a", "uid-a")));
+        await Eventually.Until(async () => (await SandboxesOf(b)).Count == 0, TimeSpan.FromSeconds(90), () => "b not removed after reconnect\n" + offline.Log);
+        var stillA = await offline.WaitForPodAsync("a", IsRunning, what: "a kept");
+        Assert.Equal(ContainerId(a, "app"), ContainerId(stillA, "app"));
+        await _broker.WaitForAsync($"{Prefix}/pods/default/a/status", p => p.Contains("\"phase\":\"Running\""));
+    }
+
+    [Fact]
+    public async Task Garbage_and_stale_messages_are_rejected_and_everything_else_carries_on()
+    {
+        await _broker.PublishAsync($"{Prefix}/pods/default/garbage", "{ this is not json");
+        await _broker.PublishAsync($"{Prefix}/pods/default/huge", new string('x', 300 * 1024));
+        await _broker.PublishAsync($"{Prefix}/pods/default/other", PodJson("other", "uid-other", "1").Replace("\"nodeName\":\"test-node\"", "\"nodeName\":\"board-9\""));
+        await _broker.PublishAsync($"{Prefix}/pods", "[not an index");
+        await _broker.PublishAsync($"{Prefix}/pods/default/web", PodJson("web", "uid-web", "7", "3600"));
+        await _broker.PublishAsync($"{Prefix}/pods", Index(("web", "uid-web")));
+        var web = await Agent.WaitForPodAsync("web", IsRunning, what: "Running");
+
+        // An older resourceVersion of the same pod changes nothing.
+        await _broker.PublishAsync($"{Prefix}/pods/default/web", PodJson("web", "uid-web", "3", "999"));
+        await Eventually.Until(() => Task.FromResult(Agent.Log.Contains("Ignoring stale update of default/web")), TimeSpan.FromSeconds(30), () => Agent.Log);
+        var same = await Agent.WaitForPodAsync("web", IsRunning, what: "Running");
+        Assert.Equal(ContainerId(web, "app"), ContainerId(same, "app"));
+
+        var pods = await Agent.PodsAsync();
+        string Reason(string name) => pods.Items.Single(p => p.Metadata.Name == name).Status.Message;
+        Assert.Contains("not valid JSON", Reason("garbage"));
+        Assert.Contains("more than the 262144 accepted", Reason("huge"));
+        Assert.Contains("bound to board-9", Reason("other"));
+        Assert.Contains("Pod index from the master unreadable", Agent.Log);
+        Assert.False(Agent.HasExited);
+    }
+}
