@@ -1,0 +1,131 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using MQTTnet.Protocol;
+using MQTTnet.Server;
+
+namespace EdgeKube.Broker;
+
+/// <summary>
+/// The master's embedded MQTT broker (MQTTnet's server): every client authenticates against the
+/// <see cref="CredentialStore"/>, node clients must use their own client id (so no node can take over
+/// another's session), and every publish and subscription is checked against <see cref="NodeAcl"/>.
+/// Listens on loopback unless given another address.
+/// </summary>
+public sealed partial class EmbeddedBroker : IAsyncDisposable
+{
+    private readonly MqttServer _server;
+    private readonly CredentialStore _credentials;
+    private readonly NodeAcl _acl;
+    private readonly ILogger _logger;
+
+    public EmbeddedBroker(IPEndPoint endpoint, CredentialStore credentials, NodeAcl acl, ILogger logger)
+    {
+        _credentials = credentials;
+        _acl = acl;
+        _logger = logger;
+        var options = new MqttServerOptionsBuilder()
+            .WithDefaultEndpoint()
+            .WithDefaultEndpointPort(endpoint.Port);
+        options = endpoint.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+            ? options.WithDefaultEndpointBoundIPV6Address(endpoint.Address).WithDefaultEndpointBoundIPAddress(IPAddress.None)
+            : options.WithDefaultEndpointBoundIPAddress(endpoint.Address).WithDefaultEndpointBoundIPV6Address(IPAddress.None);
+        _server = new MqttServerFactory().CreateMqttServer(options.Build());
+        _server.ValidatingConnectionAsync += ValidateAsync;
+        _server.InterceptingPublishAsync += InterceptPublishAsync;
+        _server.InterceptingSubscriptionAsync += InterceptSubscriptionAsync;
+        Endpoint = endpoint;
+    }
+
+    public IPEndPoint Endpoint { get; }
+
+    public MqttServer Server => _server;
+
+    public long RefusedConnections { get; private set; }
+
+    public long RefusedPublishes { get; private set; }
+
+    public long RefusedSubscriptions { get; private set; }
+
+    public Task StartAsync() => _server.StartAsync();
+
+    /// <summary>Closes every connection of <paramref name="user"/> (after its credentials were revoked).</summary>
+    public async Task DisconnectUserAsync(string user)
+    {
+        foreach (var client in await _server.GetClientsAsync().ConfigureAwait(false))
+        {
+            if (client.Session.Items.Contains("user") && (string?)client.Session.Items["user"] == user)
+            {
+                await client.DisconnectAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private Task ValidateAsync(ValidatingConnectionEventArgs e)
+    {
+        var user = e.UserName;
+        if (!_credentials.Verify(user, e.Password))
+        {
+            RefusedConnections++;
+            e.ReasonCode = string.IsNullOrEmpty(user) ? MqttConnectReasonCode.NotAuthorized : MqttConnectReasonCode.BadUserNameOrPassword;
+            LogRefused(e.ClientId, user ?? "(none)", "bad credentials");
+            return Task.CompletedTask;
+        }
+
+        if (user != NodeAcl.MasterUser && e.ClientId != "edgekube-agent-" + user)
+        {
+            RefusedConnections++;
+            e.ReasonCode = MqttConnectReasonCode.ClientIdentifierNotValid;
+            LogRefused(e.ClientId, user!, "a node must connect with client id edgekube-agent-<node>");
+            return Task.CompletedTask;
+        }
+
+        e.SessionItems["user"] = user;
+        return Task.CompletedTask;
+    }
+
+    private Task InterceptPublishAsync(InterceptingPublishEventArgs e)
+    {
+        // Messages the broker itself injects have no client.
+        if (string.IsNullOrEmpty(e.ClientId))
+        {
+            return Task.CompletedTask;
+        }
+
+        var user = e.SessionItems["user"] as string ?? e.UserName ?? string.Empty;
+        if (!_acl.CanPublish(user, e.ApplicationMessage.Topic))
+        {
+            RefusedPublishes++;
+            e.ProcessPublish = false;
+            e.Response.ReasonCode = MqttPubAckReasonCode.NotAuthorized;
+            LogDenied(user, "publish", e.ApplicationMessage.Topic);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private Task InterceptSubscriptionAsync(InterceptingSubscriptionEventArgs e)
+    {
+        var user = e.SessionItems["user"] as string ?? e.UserName ?? string.Empty;
+        if (!_acl.CanSubscribe(user, e.TopicFilter.Topic))
+        {
+            RefusedSubscriptions++;
+            e.ProcessSubscription = false;
+            e.Response.ReasonCode = MqttSubscribeReasonCode.NotAuthorized;
+            LogDenied(user, "subscribe", e.TopicFilter.Topic);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _server.StopAsync().ConfigureAwait(false);
+        _server.Dispose();
+    }
+
+    [LoggerMessage(EventId = 2000, Level = LogLevel.Warning, Message = "MQTT connection refused for client {ClientId} user {User}: {Reason}")]
+    private partial void LogRefused(string clientId, string user, string reason);
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "MQTT user {User} denied {Action} on {Topic}")]
+    private partial void LogDenied(string user, string action, string topic);
+}

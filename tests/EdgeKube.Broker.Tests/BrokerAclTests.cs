@@ -1,0 +1,262 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+using MQTTnet;
+using MQTTnet.Formatter;
+using MQTTnet.Protocol;
+
+namespace EdgeKube.Broker.Tests;
+
+/// <summary>The ACL enforced by a real broker: the embedded one and mosquitto configured by MosquittoConfig.</summary>
+public abstract class BrokerAclTests : IAsyncLifetime
+{
+    protected const string Prefix = "edgekube/v1";
+
+    protected string DataDir { get; } = Directory.CreateTempSubdirectory("edgekube-broker-").FullName;
+
+    protected CredentialStore Credentials { get; private set; } = null!;
+
+    protected int Port { get; } = FreePort();
+
+    protected string MasterPassword { get; private set; } = string.Empty;
+
+    protected string Board1Password { get; private set; } = string.Empty;
+
+    protected string Board2Password { get; private set; } = string.Empty;
+
+    public virtual async Task InitializeAsync()
+    {
+        Credentials = new CredentialStore(DataDir);
+        MasterPassword = Credentials.Create(NodeAcl.MasterUser);
+        Board1Password = Credentials.Create("board-1");
+        Board2Password = Credentials.Create("board-2");
+        await StartBrokerAsync();
+    }
+
+    protected abstract Task StartBrokerAsync();
+
+    protected virtual bool RefusesForeignSubscriptions => true;
+
+    public virtual Task DisposeAsync()
+    {
+        Directory.Delete(DataDir, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    protected async Task<(IMqttClient Client, List<string> Received)> ConnectAsync(string user, string password, string? clientId = null)
+    {
+        var client = new MqttClientFactory().CreateMqttClient();
+        var received = new List<string>();
+        client.ApplicationMessageReceivedAsync += e =>
+        {
+            lock (received)
+            {
+                received.Add(e.ApplicationMessage.Topic + "=" + e.ApplicationMessage.ConvertPayloadToString());
+            }
+
+            return Task.CompletedTask;
+        };
+        var result = await client.ConnectAsync(new MqttClientOptionsBuilder()
+            .WithTcpServer("127.0.0.1", Port).WithCredentials(user, password).WithProtocolVersion(MqttProtocolVersion.V500)
+            .WithClientId(clientId ?? (user == NodeAcl.MasterUser ? "edgekube-master" : "edgekube-agent-" + user)).Build());
+        Assert.Equal(MqttClientConnectResultCode.Success, result.ResultCode);
+        return (client, received);
+    }
+
+    private static async Task<MqttClientPublishResult> Publish(IMqttClient client, string topic, string payload) =>
+        await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload(payload)
+            .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithRetainFlag().Build());
+
+    private static async Task<MqttClientSubscribeResultCode> Subscribe(IMqttClient client, string filter) =>
+        (await client.SubscribeAsync(new MqttClientFactory().CreateSubscribeOptionsBuilder().WithTopicFilter(filter, MqttQualityOfServiceLevel.AtLeastOnce).Build())).Items.Single().ResultCode;
+
+    [Fact]
+    public async Task A_node_reads_and_writes_only_its_own_topics()
+    {
+        var (master, masterSeen) = await ConnectAsync(NodeAcl.MasterUser, MasterPassword);
+        var (board1, board1Seen) = await ConnectAsync("board-1", Board1Password);
+        Assert.Equal(MqttClientSubscribeResultCode.GrantedQoS1, await Subscribe(master, $"{Prefix}/nodes/+/status"));
+        Assert.Equal(MqttClientSubscribeResultCode.GrantedQoS1, await Subscribe(board1, $"{Prefix}/nodes/board-1/#"));
+        // The embedded broker refuses these subscriptions; mosquitto grants them but delivers nothing
+        // the read ACL does not allow. Either way no foreign message may arrive (asserted below).
+        foreach (var filter in new[] { $"{Prefix}/nodes/board-2/#", $"{Prefix}/nodes/+/status", "#" })
+        {
+            var code = await Subscribe(board1, filter);
+            if (RefusesForeignSubscriptions)
+            {
+                Assert.Equal(MqttClientSubscribeResultCode.NotAuthorized, code);
+            }
+        }
+
+        await Publish(master, $"{Prefix}/nodes/board-1/pods/default/web", "pod-for-1");
+        await Publish(master, $"{Prefix}/nodes/board-2/pods/default/web", "pod-for-2");
+        await Publish(board1, $"{Prefix}/nodes/board-1/status", "ok-1");
+        await Publish(board1, $"{Prefix}/nodes/board-2/status", "forged-2");
+        await Publish(board1, $"{Prefix}/nodes/board-1/pods/default/evil", "forged-pod");
+
+        await Until(() => Has(board1Seen, $"{Prefix}/nodes/board-1/pods/default/web=pod-for-1") && Has(masterSeen, $"{Prefix}/nodes/board-1/status=ok-1"));
+        // Give any forged message time to arrive before asserting it never did.
+        await Task.Delay(500);
+        Assert.False(Has(masterSeen, $"{Prefix}/nodes/board-2/status=forged-2"));
+        Assert.False(Has(board1Seen, "/nodes/board-2/"));
+        Assert.False(Has(board1Seen, "pod-for-2"));
+        Assert.False(Has(board1Seen, "forged-pod"));
+        await master.DisconnectAsync();
+        await board1.DisconnectAsync();
+    }
+
+    [Theory]
+    [InlineData("", "")]
+    [InlineData("board-1", "wrong")]
+    [InlineData("nobody", "nothing")]
+    public async Task Clients_without_valid_credentials_are_refused(string user, string password)
+    {
+        var client = new MqttClientFactory().CreateMqttClient();
+        var options = new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", Port).WithProtocolVersion(MqttProtocolVersion.V500).WithClientId("edgekube-agent-" + user);
+        if (user.Length > 0)
+        {
+            options = options.WithCredentials(user, password);
+        }
+
+        var outcome = await TryConnect(client, options.Build());
+        Assert.NotEqual("Success", outcome);
+        Assert.False(client.IsConnected);
+    }
+
+    /// <summary>"Success", or why the connection was refused.</summary>
+    protected static async Task<string> TryConnect(IMqttClient client, MqttClientOptions options)
+    {
+        try
+        {
+            return (await client.ConnectAsync(options)).ResultCode.ToString();
+        }
+        catch (MQTTnet.Adapter.MqttConnectingFailedException e)
+        {
+            return e.Message;
+        }
+    }
+
+    protected static bool Has(List<string> seen, string text)
+    {
+        lock (seen)
+        {
+            return seen.Any(s => s.Contains(text, StringComparison.Ordinal));
+        }
+    }
+
+    protected static async Task Until(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not reached");
+            await Task.Delay(50);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+public sealed class EmbeddedBrokerAclTests : BrokerAclTests
+{
+    private EmbeddedBroker? _broker;
+
+    protected override Task StartBrokerAsync()
+    {
+        _broker = new EmbeddedBroker(new IPEndPoint(IPAddress.Loopback, Port), Credentials, new NodeAcl(), NullLogger.Instance);
+        return _broker.StartAsync();
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await _broker!.DisposeAsync();
+        await base.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_node_cannot_take_over_another_nodes_session()
+    {
+        var client = new MqttClientFactory().CreateMqttClient();
+        var options = new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", Port).WithProtocolVersion(MqttProtocolVersion.V500)
+            .WithCredentials("board-1", Board1Password).WithClientId("edgekube-agent-board-2").Build();
+        Assert.Contains("ClientIdentifierNotValid", await TryConnect(client, options));
+    }
+
+    [Fact]
+    public async Task A_nodes_will_can_only_mark_itself_offline()
+    {
+        var (master, seen) = await ConnectAsync(NodeAcl.MasterUser, MasterPassword);
+        await master.SubscribeAsync($"{Prefix}/nodes/#");
+        var forger = new MqttClientFactory().CreateMqttClient();
+        await forger.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", Port).WithProtocolVersion(MqttProtocolVersion.V500)
+            .WithCredentials("board-1", Board1Password).WithClientId("edgekube-agent-board-1")
+            .WithWillTopic($"{Prefix}/nodes/board-2/presence").WithWillPayload("offline").Build());
+        var honest = new MqttClientFactory().CreateMqttClient();
+        await honest.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", Port).WithProtocolVersion(MqttProtocolVersion.V500)
+            .WithCredentials("board-2", Board2Password).WithClientId("edgekube-agent-board-2")
+            .WithWillTopic($"{Prefix}/nodes/board-2/presence").WithWillPayload("offline").Build());
+
+        // Drop both connections without a DISCONNECT, as a lost network does.
+        forger.Dispose();
+        honest.Dispose();
+        await Until(() => Has(seen, $"{Prefix}/nodes/board-2/presence=offline"));
+        await Task.Delay(300);
+        lock (seen)
+        {
+            Assert.Single(seen, s => s == $"{Prefix}/nodes/board-2/presence=offline");
+        }
+    }
+}
+
+/// <summary>The same rules in a real mosquitto, configured from the files MosquittoConfig writes.</summary>
+public sealed class MosquittoAclTests : BrokerAclTests
+{
+    private Process? _mosquitto;
+
+    protected override bool RefusesForeignSubscriptions => false;
+
+    protected override async Task StartBrokerAsync()
+    {
+        var files = MosquittoConfig.Write(Path.Combine(DataDir, "mosquitto"), Credentials, new NodeAcl(), Port, runAsUser: "root");
+        var conf = files.Single(f => f.EndsWith(".conf", StringComparison.Ordinal));
+        var psi = new ProcessStartInfo("mosquitto", ["-c", conf]) { RedirectStandardError = true, RedirectStandardOutput = true };
+        _mosquitto = Process.Start(psi) ?? throw new InvalidOperationException("mosquitto did not start");
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (true)
+        {
+            try
+            {
+                using var tcp = new TcpClient();
+                await tcp.ConnectAsync(IPAddress.Loopback, Port);
+                return;
+            }
+            catch (SocketException) when (DateTime.UtcNow < deadline && !_mosquitto.HasExited)
+            {
+                await Task.Delay(100);
+            }
+            catch (SocketException)
+            {
+                throw new InvalidOperationException("mosquitto did not start: " + await _mosquitto.StandardError.ReadToEndAsync());
+            }
+        }
+    }
+
+    public override async Task DisposeAsync()
+    {
+        if (_mosquitto is { HasExited: false })
+        {
+            _mosquitto.Kill();
+            await _mosquitto.WaitForExitAsync();
+        }
+
+        _mosquitto?.Dispose();
+        await base.DisposeAsync();
+    }
+}
