@@ -29,7 +29,30 @@ public sealed record Lease(
     [property: JsonPropertyName("renewTime")] DateTimeOffset RenewTime,
     [property: JsonPropertyName("durationSeconds")] int DurationSeconds);
 
+/// <summary>
+/// Request on <c>nodes/{node}/rpc/logs</c>: a container's log from <paramref name="Offset"/> (bytes into
+/// the CRI log file), at most <paramref name="TailLines"/> lines when given. <c>kubectl logs -f</c> is
+/// served by asking again from the returned offset.
+/// </summary>
+public sealed record LogsRequest(
+    [property: JsonPropertyName("namespace")] string Namespace,
+    [property: JsonPropertyName("name")] string Name,
+    [property: JsonPropertyName("container")] string? Container,
+    [property: JsonPropertyName("tailLines")] long? TailLines,
+    [property: JsonPropertyName("previous")] bool Previous,
+    [property: JsonPropertyName("offset")] long? Offset,
+    [property: JsonPropertyName("timestamps")] bool Timestamps);
+
+/// <summary>The reply: the log text (CRI framing removed), where to continue, or an error as kubectl would print it.</summary>
+public sealed record LogsReply(
+    [property: JsonPropertyName("content")] string Content,
+    [property: JsonPropertyName("offset")] long Offset,
+    [property: JsonPropertyName("error")] string? Error,
+    [property: JsonPropertyName("running")] bool Running);
+
 /// <summary>Source-generated JSON for the protocol's own messages (trimming- and AOT-safe).</summary>
+[JsonSerializable(typeof(LogsRequest))]
+[JsonSerializable(typeof(LogsReply))]
 [JsonSerializable(typeof(PodIndex))]
 [JsonSerializable(typeof(Lease))]
 public sealed partial class ProtocolJson : JsonSerializerContext;

@@ -36,6 +36,9 @@ public sealed class Topics(string prefix = Topics.DefaultPrefix)
     /// <summary>Requests to the node (logs, identify), MQTT 5 request/response.</summary>
     public string Rpc(string node, string method) => $"{Node(node)}/rpc/{method}";
 
+    /// <summary>Node → master: replies to rpc requests (the request's MQTT 5 response topic lies here).</summary>
+    public string Reply(string node, string id) => $"{Node(node)}/replies/{id}";
+
     /// <summary>Master → all, retained: cluster-wide data.</summary>
     public string Cluster(string what) => $"{Prefix}/cluster/{what}";
 

@@ -90,6 +90,8 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             link = new MqttLink(broker, options.NodeName, time, loggers.CreateLogger<MqttLink>());
             var mqttSource = new MqttPodSource(options.NodeName, link.Topics, desired, loggers.CreateLogger<MqttPodSource>());
             link.MessageReceived += mqttSource.HandleAsync;
+            var rpc = new RpcServer(link, options.NodeName, new ContainerLogs(desired, statuses, layout), loggers.CreateLogger<RpcServer>());
+            link.MessageReceived += rpc.HandleAsync;
             _ = new StatusPublisher(link, options.NodeName, desired, statuses);
             var reporter = new NodeReporter(link, options.NodeName, hostIp, options.StateDir, runtime, observer, time, loggers.CreateLogger<NodeReporter>());
             loops.Add(link.RunAsync(stoppingToken));

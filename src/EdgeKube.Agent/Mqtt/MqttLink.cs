@@ -28,7 +28,7 @@ public sealed record BrokerOptions
 }
 
 /// <summary>One received message, handed to the handlers while the broker waits for our acknowledgement.</summary>
-public sealed record MqttMessage(string Topic, ReadOnlyMemory<byte> Payload, bool Retained)
+public sealed record MqttMessage(string Topic, ReadOnlyMemory<byte> Payload, bool Retained, string? ResponseTopic = null, byte[]? CorrelationData = null)
 {
     public string Text => Encoding.UTF8.GetString(Payload.Span);
 }
@@ -179,7 +179,7 @@ public sealed partial class MqttLink : IAsyncDisposable
         LogConnected(_options.Url.ToString(), _nodeName);
         await PublishRawAsync(Topics.Presence(_nodeName), Encoding.UTF8.GetBytes(Presence.Online), retain: true, timeout.Token).ConfigureAwait(false);
         await FlushRetainedAsync(timeout.Token).ConfigureAwait(false);
-        if (Connected is { } handler)
+        foreach (var handler in Connected?.GetInvocationList().Cast<Func<Task>>() ?? [])
         {
             await handler().ConfigureAwait(false);
         }
@@ -210,7 +210,7 @@ public sealed partial class MqttLink : IAsyncDisposable
     }
 
     /// <summary>Publishes a non-retained message if connected (lease, replies); dropped otherwise.</summary>
-    public async Task<bool> PublishAsync(string topic, byte[] payload, CancellationToken cancellationToken, string? responseTopic = null, byte[]? correlation = null)
+    public async Task<bool> PublishAsync(string topic, byte[] payload, CancellationToken cancellationToken, byte[]? correlation = null)
     {
         if (!_client.IsConnected)
         {
@@ -272,8 +272,9 @@ public sealed partial class MqttLink : IAsyncDisposable
     private async Task OnMessageAsync(MqttApplicationMessageReceivedEventArgs e)
     {
         var payload = e.ApplicationMessage.Payload.ToArray();
-        var message = new MqttMessage(e.ApplicationMessage.Topic, payload, e.ApplicationMessage.Retain);
-        if (MessageReceived is { } handler)
+        var message = new MqttMessage(e.ApplicationMessage.Topic, payload, e.ApplicationMessage.Retain,
+            e.ApplicationMessage.ResponseTopic, e.ApplicationMessage.CorrelationData);
+        foreach (var handler in MessageReceived?.GetInvocationList().Cast<Func<MqttMessage, Task>>() ?? [])
         {
             try
             {
