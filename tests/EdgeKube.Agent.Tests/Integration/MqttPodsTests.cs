@@ -121,6 +121,34 @@ public sealed class MqttPodsTests(ContainerdFixture containerd) : AgentTestBase(
     }
 
     [Fact]
+    public async Task Logs_are_served_over_mqtt_from_the_cri_log_files()
+    {
+        var pod = $$"""
+            {"apiVersion":"v1","kind":"Pod","metadata":{"name":"talker","namespace":"default","uid":"uid-talk","resourceVersion":"1"},
+             "spec":{"nodeName":"{{Node}}","containers":[{"name":"app","image":"{{Image}}","command":["sh","-c","for i in 1 2 3 4 5; do echo line-$i; done; exec sleep 3600"]}]} }
+            """;
+        await _broker.PublishAsync($"{Prefix}/pods/default/talker", pod);
+        await _broker.PublishAsync($"{Prefix}/pods", Index(("talker", "uid-talk")));
+        await Agent.WaitForPodAsync("talker", IsRunning, what: "Running");
+
+        var reply = string.Empty;
+        await Eventually.Until(async () =>
+        {
+            await _broker.RequestAsync($"{Prefix}/rpc/logs", """{"namespace":"default","name":"talker","tailLines":2}""", $"{Prefix}/replies/r1", [1, 2, 3]);
+            await Task.Delay(300);
+            reply = _broker.Latest($"{Prefix}/replies/r1") ?? string.Empty;
+            return reply.Contains("line-5");
+        }, TimeSpan.FromSeconds(30), () => "no log reply: " + reply);
+        var logs = JsonSerializer.Deserialize<JsonElement>(reply);
+        Assert.Equal("line-4\nline-5\n", logs.GetProperty("content").GetString());
+        Assert.True(logs.GetProperty("running").GetBoolean());
+
+        await _broker.RequestAsync($"{Prefix}/rpc/logs", """{"namespace":"default","name":"nope"}""", $"{Prefix}/replies/r2", [4]);
+        var missing = await _broker.WaitForAsync($"{Prefix}/replies/r2", _ => true);
+        Assert.Contains("pods \"nope\" not found", missing);
+    }
+
+    [Fact]
     public async Task Garbage_and_stale_messages_are_rejected_and_everything_else_carries_on()
     {
         await _broker.PublishAsync($"{Prefix}/pods/default/garbage", "{ this is not json");

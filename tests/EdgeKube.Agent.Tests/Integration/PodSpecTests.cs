@@ -29,7 +29,7 @@ public sealed class PodSpecTests(ContainerdFixture containerd) : AgentTestBase(c
         var (code, order) = await ExecAsync(pod, "sidecar", "cat", "/work/order");
         Assert.Equal(0, code);
         Assert.Equal("first\nsecond\napp", order);
-        Assert.Equal(1, (await SandboxesOf(pod)).Count);
+        Assert.Single(await SandboxesOf(pod));
     }
 
     [Fact]

@@ -60,6 +60,13 @@ public sealed class TestBroker : IAsyncDisposable
             .WithRetainFlag(retain).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
     }
 
+    /// <summary>Publishes an MQTT 5 request with a response topic and correlation data.</summary>
+    public async Task RequestAsync(string topic, string payload, string responseTopic, byte[] correlation)
+    {
+        await _observer!.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload(Encoding.UTF8.GetBytes(payload))
+            .WithResponseTopic(responseTopic).WithCorrelationData(correlation).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+    }
+
     /// <summary>Waits for a message on <paramref name="topic"/> whose payload satisfies <paramref name="match"/>; returns the payload.</summary>
     public async Task<string> WaitForAsync(string topic, Func<string, bool> match, TimeSpan? timeout = null)
     {
