@@ -19,6 +19,9 @@ public sealed record PodPlan
     /// <summary>Containers to start (init containers are started one at a time; app containers together).</summary>
     public IReadOnlyList<string> ContainersToStart { get; init; } = [];
 
+    /// <summary>Containers created but never started (an agent killed between create and start): started as they are, not recreated.</summary>
+    public IReadOnlyList<string> ContainersToResume { get; init; } = [];
+
     /// <summary>Running containers to stop, with why.</summary>
     public IReadOnlyList<ContainerKill> ContainersToKill { get; init; } = [];
 
@@ -28,7 +31,7 @@ public sealed record PodPlan
     /// <summary>Stale sandboxes to remove.</summary>
     public IReadOnlyList<string> SandboxesToRemove { get; init; } = [];
 
-    public bool IsEmpty => !KillPod && CreateSandboxAttempt is null && ContainersToStart.Count == 0
+    public bool IsEmpty => !KillPod && CreateSandboxAttempt is null && ContainersToStart.Count == 0 && ContainersToResume.Count == 0
         && ContainersToKill.Count == 0 && ContainersToRemove.Count == 0 && SandboxesToRemove.Count == 0;
 }
 

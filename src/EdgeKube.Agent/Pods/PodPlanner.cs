@@ -61,6 +61,7 @@ public static class PodPlanner
 
         var kills = new List<ContainerKill>();
         var starts = new List<string>();
+        var resumes = new List<string>();
         var current = sandbox!.Id;
 
         // Containers of this sandbox that the spec no longer names.
@@ -78,17 +79,23 @@ public static class PodPlanner
             if (latest is null)
             {
                 starts.Add(init.Name);
-                return Finish(kills, starts, current, garbage, keepRunning: true);
+                return Finish(kills, starts, resumes, current, garbage);
             }
 
-            if (latest.IsRunning || latest.State == Cri.V1.ContainerState.ContainerCreated)
+            if (latest.State == Cri.V1.ContainerState.ContainerCreated)
+            {
+                resumes.Add(latest.Id);
+                return Finish(kills, starts, resumes, current, garbage);
+            }
+
+            if (latest.IsRunning)
             {
                 if (unhealthy.TryGetValue(init.Name, out var why))
                 {
                     kills.Add(new ContainerKill(latest.Id, init.Name, why));
                 }
 
-                return Finish(kills, starts, current, garbage, keepRunning: true);
+                return Finish(kills, starts, resumes, current, garbage);
             }
 
             if (latest.Succeeded)
@@ -104,7 +111,7 @@ public static class PodPlanner
             }
 
             starts.Add(init.Name);
-            return Finish(kills, starts, current, garbage, keepRunning: true);
+            return Finish(kills, starts, resumes, current, garbage);
         }
 
         var keep = 0;
@@ -146,6 +153,11 @@ public static class PodPlanner
                 continue;
             }
 
+            if (latest.State == Cri.V1.ContainerState.ContainerCreated)
+            {
+                resumes.Add(latest.Id);
+            }
+
             keep++;
         }
 
@@ -161,7 +173,7 @@ public static class PodPlanner
             };
         }
 
-        return Finish(kills, starts, current, garbage, keepRunning: true);
+        return Finish(kills, starts, resumes, current, garbage);
     }
 
     /// <summary>Plan for a pod that must go: stop everything, then remove it all.</summary>
@@ -180,11 +192,12 @@ public static class PodPlanner
         _ => false,
     };
 
-    private static PodPlan Finish(List<ContainerKill> kills, List<string> starts, string sandboxId, (IReadOnlyList<string> Containers, IReadOnlyList<string> Sandboxes) garbage, bool keepRunning) => new()
+    private static PodPlan Finish(List<ContainerKill> kills, List<string> starts, List<string> resumes, string sandboxId, (IReadOnlyList<string> Containers, IReadOnlyList<string> Sandboxes) garbage) => new()
     {
         SandboxId = sandboxId,
         ContainersToKill = kills,
-        ContainersToStart = keepRunning ? starts : [],
+        ContainersToStart = starts,
+        ContainersToResume = resumes,
         ContainersToRemove = garbage.Containers,
         SandboxesToRemove = garbage.Sandboxes,
     };

@@ -78,6 +78,22 @@ public sealed partial class PodSyncer(
             return retry;
         }
 
+        foreach (var id in plan.ContainersToResume)
+        {
+            var name = observed.Containers.FirstOrDefault(c => c.Id == id)?.Name ?? id;
+            try
+            {
+                await runtime.StartContainerAsync(id, cancellationToken).ConfigureAwait(false);
+                LogResumedContainer(pod.Namespace(), pod.Name(), name);
+            }
+            catch (RuntimeException e) when (e.Kind != RuntimeErrorKind.Unavailable)
+            {
+                // The container is now exited (StartError) or gone: the next turn restarts it as policy says.
+                LogResumeFailed(pod.Namespace(), pod.Name(), name, e.Message);
+                retry = TimeSpan.FromSeconds(1);
+            }
+        }
+
         foreach (var name in plan.ContainersToStart)
         {
             var next = await StartContainerAsync(pod, name, sandboxId, sandboxConfig, podIp, observed, waiting, cancellationToken).ConfigureAwait(false);
@@ -126,6 +142,12 @@ public sealed partial class PodSyncer(
         var imageRef = await EnsureImageAsync(pod, container, sandboxConfig, waiting, cancellationToken).ConfigureAwait(false);
         if (imageRef is null)
         {
+            // As kubelet: a failed pull shows ErrImagePull, the next turn (soon) ImagePullBackOff until the backoff expires.
+            if (waiting.TryGetValue(name, out var why) && why.Reason == "ErrImagePull")
+            {
+                return TimeSpan.FromSeconds(1);
+            }
+
             return imageBackoff.RemainingSince(ImageKey(pod, container), time.GetUtcNow()) is { } r && r > TimeSpan.Zero ? r : TimeSpan.FromSeconds(1);
         }
 
@@ -244,4 +266,10 @@ public sealed partial class PodSyncer(
 
     [LoggerMessage(EventId = 206, Level = LogLevel.Warning, Message = "Failed to pull image {Image}: {Error}")]
     private partial void LogPullFailed(string image, string error);
+
+    [LoggerMessage(EventId = 207, Level = LogLevel.Information, Message = "Started container {Namespace}/{Pod}/{Container} that was created but never started")]
+    private partial void LogResumedContainer(string @namespace, string pod, string container);
+
+    [LoggerMessage(EventId = 208, Level = LogLevel.Warning, Message = "Container {Namespace}/{Pod}/{Container} was created but could not be started: {Error}")]
+    private partial void LogResumeFailed(string @namespace, string pod, string container, string error);
 }

@@ -191,6 +191,9 @@ public sealed partial class PodWorker
         TimeSpan? retry = null;
         if (!plan.IsEmpty)
         {
+            // As kubelet's SyncPod: the status is set before the slow work (pull, sandbox, start), so a
+            // new pod shows Pending with its containers in ContainerCreating at once, not nothing.
+            SetStatus(pod, observed, probes);
             retry = await _ctx.Syncer.RunAsync(pod, observed, plan, _waiting, cancellationToken).ConfigureAwait(false);
             observed = await _ctx.Inspector.InspectAsync(Uid, cancellationToken).ConfigureAwait(false);
             probes = _ctx.Probes.Results(pod, observed);
@@ -206,6 +209,12 @@ public sealed partial class PodWorker
         }
 
         _ctx.Probes.Sync(pod, observed);
+        SetStatus(pod, observed, probes);
+        return retry ?? _ctx.ResyncPeriod;
+    }
+
+    private void SetStatus(V1Pod pod, ObservedPod observed, ProbeResults probes)
+    {
         var notes = new PodSyncNotes
         {
             Waiting = new Dictionary<string, ContainerWaiting>(_waiting),
@@ -215,7 +224,6 @@ public sealed partial class PodWorker
         };
         var status = PodStatusComputer.Compute(pod, observed, notes, _ctx.Statuses.Get(Uid), _ctx.HostIp(), _ctx.Time.GetUtcNow());
         _ctx.Statuses.Set(Uid, status);
-        return retry ?? _ctx.ResyncPeriod;
     }
 
     private async Task<TimeSpan> TerminateAsync(CancellationToken cancellationToken)

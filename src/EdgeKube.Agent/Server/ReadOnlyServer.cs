@@ -104,7 +104,8 @@ public sealed partial class ReadOnlyServer(
         foreach (var d in desired.All().OrderBy(d => d.Key, StringComparer.Ordinal))
         {
             var pod = KubernetesJson.Deserialize<V1Pod>(KubernetesJson.Serialize(d.Pod));
-            pod.Status = statuses.Get(d.Uid) ?? new V1PodStatus { Phase = "Pending" };
+            // Not yet through its first worker turn: kubelet's initial status, every container waiting.
+            pod.Status = statuses.Get(d.Uid) ?? PodStatusComputer.Compute(d.Pod, ObservedPod.Empty(d.Uid), new PodSyncNotes(), null, null, time.GetUtcNow());
             items.Add(pod);
         }
 

@@ -144,8 +144,8 @@ public sealed class MqttPodsTests(ContainerdFixture containerd) : AgentTestBase(
         Assert.True(logs.GetProperty("running").GetBoolean());
 
         await _broker.RequestAsync($"{Prefix}/rpc/logs", """{"namespace":"default","name":"nope"}""", $"{Prefix}/replies/r2", [4]);
-        var missing = await _broker.WaitForAsync($"{Prefix}/replies/r2", _ => true);
-        Assert.Contains("pods \"nope\" not found", missing);
+        var missing = JsonSerializer.Deserialize<JsonElement>(await _broker.WaitForAsync($"{Prefix}/replies/r2", _ => true));
+        Assert.Equal("pods \"nope\" not found", missing.GetProperty("error").GetString());
     }
 
     [Fact]

@@ -53,6 +53,21 @@ public class PodPlannerTests
     }
 
     [Fact]
+    public void Containers_created_but_never_started_are_started_not_recreated()
+    {
+        // An agent killed between CreateContainer and StartContainer leaves containers in Created.
+        var observed = Observed(Sandbox(), Container(TwoContainers, "a", ContainerState.ContainerCreated), Container(TwoContainers, "b", ContainerState.ContainerRunning));
+        var plan = PodPlanner.PlanSync(TwoContainers, observed);
+        Assert.Equal(["id-a-0"], plan.ContainersToResume);
+        Assert.Empty(plan.ContainersToStart);
+        Assert.False(plan.KillPod);
+
+        var init = PodPlanner.PlanSync(WithInit, Observed(Sandbox(), Container(WithInit, "i1", ContainerState.ContainerCreated)));
+        Assert.Equal(["id-i1-0"], init.ContainersToResume);
+        Assert.Empty(init.ContainersToStart);
+    }
+
+    [Fact]
     public void A_running_pod_needs_nothing()
     {
         var observed = Observed(Sandbox(), Container(TwoContainers, "a", ContainerState.ContainerRunning), Container(TwoContainers, "b", ContainerState.ContainerRunning));
