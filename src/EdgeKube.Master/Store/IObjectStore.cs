@@ -1,0 +1,82 @@
+using System.Text.Json.Nodes;
+
+namespace EdgeKube.Master.Store;
+
+/// <summary>
+/// Where the master keeps every API object, with Kubernetes' optimistic concurrency: one cluster-wide,
+/// strictly increasing <c>resourceVersion</c>, stamped into each stored object's
+/// <c>metadata.resourceVersion</c>, and watches that resume from a resourceVersion.
+/// Implemented by <see cref="SqliteObjectStore"/> (embedded, the default) and in memory for unit tests.
+/// </summary>
+/// <remarks>
+/// Rules every implementation keeps:
+/// <list type="bullet">
+/// <item>Objects are JSON (a Kubernetes object with apiVersion, kind, metadata); the store never
+/// interprets them beyond <c>metadata.resourceVersion</c>, which it sets.</item>
+/// <item>Returned <see cref="JsonObject"/>s are fresh copies: callers may mutate them.</item>
+/// <item>Every write gets a resourceVersion greater than any before it, also across restarts.</item>
+/// <item>A watch from resourceVersion R delivers, in order, every change after R to the matching
+/// objects, then follows new ones; R older than the store's history throws <see cref="StoreException"/>
+/// with <see cref="StoreErrorKind.Expired"/> (HTTP 410 Gone, as etcd compaction).</item>
+/// </list>
+/// </remarks>
+public interface IObjectStore : IAsyncDisposable
+{
+    /// <summary>The resourceVersion of the latest write.</summary>
+    long CurrentResourceVersion { get; }
+
+    /// <summary>The object, or null when it does not exist.</summary>
+    Task<JsonObject?> GetAsync(ObjectKey key, CancellationToken cancellationToken = default);
+
+    /// <summary>All objects of a resource (in one namespace, or all when <paramref name="ns"/> is null), ordered by namespace then name, and the resourceVersion the list is consistent with.</summary>
+    Task<StoreList> ListAsync(string resource, string? ns, CancellationToken cancellationToken = default);
+
+    /// <summary>Stores a new object; throws <see cref="StoreErrorKind.AlreadyExists"/> when the key is taken. Returns it with its resourceVersion.</summary>
+    Task<JsonObject> CreateAsync(ObjectKey key, JsonObject obj, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Replaces an object; throws <see cref="StoreErrorKind.NotFound"/> when missing and
+    /// <see cref="StoreErrorKind.Conflict"/> when <paramref name="expectedResourceVersion"/> is given and
+    /// is not the stored one. Returns it with its new resourceVersion.
+    /// </summary>
+    Task<JsonObject> UpdateAsync(ObjectKey key, JsonObject obj, long? expectedResourceVersion = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes an object; throws NotFound / Conflict as <see cref="UpdateAsync"/>. Returns the object as it was, with the resourceVersion of its deletion.</summary>
+    Task<JsonObject> DeleteAsync(ObjectKey key, long? expectedResourceVersion = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Changes to a resource (one namespace or all) after <paramref name="sinceResourceVersion"/> (0: from now on).</summary>
+    IAsyncEnumerable<WatchEvent> WatchAsync(string resource, string? ns, long sinceResourceVersion, CancellationToken cancellationToken = default);
+}
+
+/// <summary>A stored object's identity: the resource (plural, lower-case, with its group for non-core: "pods", "deployments.apps"), namespace ("" when cluster-scoped) and name.</summary>
+public readonly record struct ObjectKey(string Resource, string Namespace, string Name)
+{
+    public override string ToString() => Namespace.Length == 0 ? $"{Resource}/{Name}" : $"{Resource}/{Namespace}/{Name}";
+}
+
+/// <summary>The result of a list: items and the resourceVersion they are consistent with.</summary>
+public sealed record StoreList(IReadOnlyList<JsonObject> Items, long ResourceVersion);
+
+public enum WatchEventType
+{
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// <summary>One change seen by a watch. For Deleted, the object as it was, with the deletion's resourceVersion.</summary>
+public sealed record WatchEvent(WatchEventType Type, ObjectKey Key, long ResourceVersion, JsonObject Object);
+
+public enum StoreErrorKind
+{
+    NotFound,
+    AlreadyExists,
+    Conflict,
+    Expired,
+}
+
+/// <summary>A store operation failed; the API server maps <see cref="Kind"/> to Kubernetes' status reasons (404, 409, 409, 410).</summary>
+public sealed class StoreException(StoreErrorKind kind, string message) : Exception(message)
+{
+    public StoreErrorKind Kind { get; } = kind;
+}
