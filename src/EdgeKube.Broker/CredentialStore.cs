@@ -22,6 +22,7 @@ public sealed class CredentialStore
     private readonly object _lock = new();
     private readonly ConcurrentDictionary<string, byte[]> _verified = new(StringComparer.Ordinal);
     private Dictionary<string, string> _hashes = new(StringComparer.Ordinal);
+    private DateTime _loadedStamp = DateTime.MinValue;
 
     public CredentialStore(string dataDir)
     {
@@ -32,6 +33,7 @@ public sealed class CredentialStore
             var file = JsonSerializer.Deserialize(File.ReadAllText(_path), CredentialJson.Default.CredentialFile)
                 ?? throw new InvalidDataException($"{_path} is empty");
             _hashes = new Dictionary<string, string>(file.Users, StringComparer.Ordinal);
+            _loadedStamp = File.GetLastWriteTimeUtc(_path);
         }
     }
 
@@ -55,6 +57,36 @@ public sealed class CredentialStore
             {
                 return new Dictionary<string, string>(_hashes, StringComparer.Ordinal);
             }
+        }
+    }
+
+    /// <summary>
+    /// Re-reads the file when another process changed it (<c>edgekube-master node add/remove</c> run
+    /// beside a running master); returns the users that are gone, whose sessions must end.
+    /// </summary>
+    public IReadOnlyList<string> ReloadIfChanged()
+    {
+        lock (_lock)
+        {
+            var stamp = File.Exists(_path) ? File.GetLastWriteTimeUtc(_path) : DateTime.MinValue;
+            if (stamp == _loadedStamp)
+            {
+                return [];
+            }
+
+            var file = File.Exists(_path)
+                ? JsonSerializer.Deserialize(File.ReadAllText(_path), CredentialJson.Default.CredentialFile) ?? throw new InvalidDataException($"{_path} is empty")
+                : new CredentialFile(new Dictionary<string, string>());
+            var fresh = new Dictionary<string, string>(file.Users, StringComparer.Ordinal);
+            var gone = _hashes.Keys.Where(u => !fresh.TryGetValue(u, out var h) || h != _hashes[u]).ToList();
+            foreach (var user in gone)
+            {
+                _verified.TryRemove(user, out _);
+            }
+
+            _hashes = fresh;
+            _loadedStamp = stamp;
+            return gone;
         }
     }
 
@@ -165,6 +197,7 @@ public sealed class CredentialStore
             File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         }
         File.Move(temp, _path, overwrite: true);
+        _loadedStamp = File.GetLastWriteTimeUtc(_path);
     }
 }
 

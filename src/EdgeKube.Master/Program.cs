@@ -1,7 +1,200 @@
+using System.CommandLine;
+using System.Net;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using EdgeKube.Broker;
+using EdgeKube.Master.Hosting;
+using Microsoft.Extensions.Logging;
+
 namespace EdgeKube.Master;
 
 /// <summary>edgekube-master: the control plane the board fleet talks to.</summary>
-public static class Program
+public static partial class Program
 {
-    public static int Main(string[] args) => 0;
+    public static Task<int> Main(string[] args) => BuildCommand().Parse(args).InvokeAsync();
+
+    public static RootCommand BuildCommand()
+    {
+        var defaults = new MasterOptions();
+        var dataDir = new Option<string>("--data-dir") { Description = "Where the master keeps its state, PKI, credentials and admin.kubeconfig", DefaultValueFactory = _ => defaults.DataDir, Recursive = true };
+        var apiListen = new Option<string>("--api-listen") { Description = "API server address:port", DefaultValueFactory = _ => "127.0.0.1:6443" };
+        var mqttListen = new Option<string>("--mqtt-listen") { Description = "Embedded MQTT broker address:port", DefaultValueFactory = _ => "127.0.0.1:1883" };
+        var broker = new Option<string?>("--broker") { Description = "Use this external broker (mqtt://host:port) instead of the embedded one" };
+        var prefix = new Option<string>("--topic-prefix") { Description = "MQTT topic prefix", DefaultValueFactory = _ => defaults.TopicPrefix };
+        var grace = new Option<double>("--node-monitor-grace-period") { Description = "Seconds a node may be silent before it is NotReady", DefaultValueFactory = _ => defaults.NodeMonitorGracePeriod.TotalSeconds };
+        var advertise = new Option<string?>("--advertise-address") { Description = "Broker address written into join configs" };
+        var logLevel = new Option<LogLevel>("--log-level") { Description = "Trace, Debug, Information, Warning or Error", DefaultValueFactory = _ => LogLevel.Information };
+
+        var root = new RootCommand("edgekube-master: the control plane of an EdgeKube fleet (API server for kubectl, scheduler, MQTT broker and bridge)")
+        {
+            dataDir, apiListen, mqttListen, broker, prefix, grace, advertise, logLevel,
+        };
+        root.SetAction(async (result, cancellationToken) =>
+        {
+            var errors = new List<string>();
+            var options = new MasterOptions
+            {
+                DataDir = Path.GetFullPath(result.GetValue(dataDir)!),
+                ApiListen = ParseEndpoint(result.GetValue(apiListen)!, "--api-listen", errors),
+                MqttListen = ParseEndpoint(result.GetValue(mqttListen)!, "--mqtt-listen", errors),
+                Broker = ParseBroker(result.GetValue(broker), errors),
+                TopicPrefix = result.GetValue(prefix)!,
+                NodeMonitorGracePeriod = TimeSpan.FromSeconds(result.GetValue(grace)),
+                AdvertiseAddress = result.GetValue(advertise),
+            };
+            if (options.NodeMonitorGracePeriod <= TimeSpan.Zero)
+            {
+                errors.Add("--node-monitor-grace-period: must be positive");
+            }
+
+            if (errors.Count > 0)
+            {
+                foreach (var e in errors)
+                {
+                    await Console.Error.WriteLineAsync("edgekube-master: invalid setting " + e).ConfigureAwait(false);
+                }
+
+                return 2;
+            }
+
+            using var loggers = LoggerFactory.Create(b =>
+            {
+                b.SetMinimumLevel(result.GetValue(logLevel));
+                b.AddSimpleConsole(o =>
+                {
+                    o.SingleLine = true;
+                    o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                    o.UseUtcTimestamp = true;
+                });
+            });
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
+            {
+                c.Cancel = true;
+                stop.Cancel();
+            });
+            try
+            {
+                await new MasterHost(options, loggers, TimeProvider.System).RunAsync(stop.Token).ConfigureAwait(false);
+            }
+            catch (IOException e) when (e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase) || e.InnerException is System.Net.Sockets.SocketException)
+            {
+                await Console.Error.WriteLineAsync("edgekube-master: " + e.Message + " (--api-listen / --mqtt-listen)").ConfigureAwait(false);
+                return 1;
+            }
+
+            return 0;
+        });
+
+        var nodeName = new Argument<string>("NAME") { Description = "The node's name (lower-case RFC 1123)" };
+        var brokerUrl = new Option<string?>("--broker-url") { Description = "Broker URL to put into the join config (default: the running master's)" };
+        var add = new Command("add", "Create the node's MQTT credentials and print its join config (YAML for edgekube-agent --config)") { nodeName, brokerUrl };
+        add.SetAction(result =>
+        {
+            var name = result.GetValue(nodeName)!;
+            if (!NodeNameRegex().IsMatch(name) || name.Length > 253)
+            {
+                Console.Error.WriteLine($"edgekube-master: invalid node name \"{name}\" (lower-case RFC 1123 subdomain)");
+                return 2;
+            }
+
+            var dir = Path.GetFullPath(result.GetValue(dataDir)!);
+            var info = ReadInfo(dir);
+            var url = result.GetValue(brokerUrl) ?? info?.BrokerUrl ?? "mqtt://127.0.0.1:1883";
+            var credentials = new CredentialStore(dir);
+            var password = credentials.Create(name);
+            Console.Out.Write($"""
+                # Join config for node {name}: copy to the board as /etc/edgekube/agent.yaml, then run edgekube-agent --config /etc/edgekube/agent.yaml
+                apiVersion: edgekube.io/v1
+                kind: AgentConfig
+                nodeName: {name}
+                broker:
+                  url: {url}
+                  username: {name}
+                  password: {password}
+                  topicPrefix: {info?.TopicPrefix ?? defaults.TopicPrefix}
+
+                """);
+            return 0;
+        });
+        var remove = new Command("remove", "Revoke the node's MQTT credentials (its sessions are closed)") { nodeName };
+        remove.SetAction(result =>
+        {
+            var name = result.GetValue(nodeName)!;
+            var credentials = new CredentialStore(Path.GetFullPath(result.GetValue(dataDir)!));
+            if (!credentials.Remove(name))
+            {
+                Console.Error.WriteLine($"edgekube-master: node \"{name}\" has no credentials");
+                return 1;
+            }
+
+            Console.Out.WriteLine($"node {name}: credentials revoked");
+            return 0;
+        });
+        root.Subcommands.Add(new Command("node", "Manage node credentials") { add, remove });
+
+        var mosquitto = new Option<string>("--mosquitto") { Description = "Directory to write mosquitto's password, ACL and config files into", Required = true };
+        var mqttPort = new Option<int>("--port") { Description = "Port mosquitto listens on", DefaultValueFactory = _ => 1883 };
+        var bind = new Option<string>("--bind-address") { Description = "Address mosquitto listens on", DefaultValueFactory = _ => "127.0.0.1" };
+        var brokerConfig = new Command("broker-config", "Write the password and ACL files for an external mosquitto with the same rules as the embedded broker") { mosquitto, mqttPort, bind, prefix };
+        brokerConfig.SetAction(result =>
+        {
+            var dir = Path.GetFullPath(result.GetValue(dataDir)!);
+            var credentials = new CredentialStore(dir);
+            Hosting.MasterHost.MasterMqttPassword(dir, credentials);
+            var written = MosquittoConfig.Write(Path.GetFullPath(result.GetValue(mosquitto)!), credentials, new NodeAcl(result.GetValue(prefix)!), result.GetValue(mqttPort), result.GetValue(bind)!);
+            foreach (var file in written)
+            {
+                Console.Out.WriteLine(file);
+            }
+
+            return 0;
+        });
+        root.Subcommands.Add(brokerConfig);
+        return root;
+    }
+
+    private static MasterInfo? ReadInfo(string dataDir)
+    {
+        var path = Path.Combine(dataDir, MasterHost.MasterInfoFile);
+        try
+        {
+            return File.Exists(path) ? JsonSerializer.Deserialize(File.ReadAllText(path), MasterJson.Default.MasterInfo) : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static IPEndPoint ParseEndpoint(string text, string flag, List<string> errors)
+    {
+        if (IPEndPoint.TryParse(text, out var endpoint) && endpoint.Port > 0)
+        {
+            return endpoint;
+        }
+
+        errors.Add($"{flag}: \"{text}\" is not address:port");
+        return new IPEndPoint(IPAddress.Loopback, 0);
+    }
+
+    private static Uri? ParseBroker(string? text, List<string> errors)
+    {
+        if (string.IsNullOrEmpty(text))
+        {
+            return null;
+        }
+
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme == "mqtt")
+        {
+            return uri;
+        }
+
+        errors.Add($"--broker: \"{text}\" must be mqtt://host:port");
+        return null;
+    }
+
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+    private static partial Regex NodeNameRegex();
 }

@@ -73,6 +73,12 @@ public sealed class StatusPublisher
             _topics.Remove(uid, out topic);
         }
 
+        // A pod deleted before it ever reported: its (empty) status topic still tells the master it is gone.
+        if (topic is null && _desired.Get(uid)?.Pod is { } pod)
+        {
+            topic = _link.Topics.PodStatus(_nodeName, pod.Namespace(), pod.Name());
+        }
+
         return topic is null ? Task.CompletedTask : _link.PublishRetainedAsync(topic, [], CancellationToken.None);
     }
 }

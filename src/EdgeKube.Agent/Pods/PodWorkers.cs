@@ -38,6 +38,13 @@ public sealed partial class PodWorkers(PodWorkerContext context, ILogger<PodWork
     public void UpdatePod(DesiredPod desired)
     {
         var uid = desired.Uid;
+        if (desired.Pod.Metadata?.DeletionTimestamp is not null)
+        {
+            // As kubelet: a pod the API server is deleting is terminated with its deletion grace period.
+            RemovePod(desired);
+            return;
+        }
+
         lock (_lock)
         {
             _desired[uid] = desired.Pod;
@@ -67,6 +74,11 @@ public sealed partial class PodWorkers(PodWorkerContext context, ILogger<PodWork
             {
                 var grace = removed.Pod.Metadata?.DeletionGracePeriodSeconds is { } s ? TimeSpan.FromSeconds(s) : (TimeSpan?)null;
                 existing.Worker.Terminate(grace);
+            }
+            else
+            {
+                // Never ran here (or already gone): nothing to stop, but the status must still say it is gone.
+                context.Statuses.Remove(uid);
             }
         }
     }

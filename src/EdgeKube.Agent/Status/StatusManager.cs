@@ -101,17 +101,14 @@ public sealed partial class StatusManager
 
     public void Remove(string uid)
     {
-        bool removed;
         lock (_lock)
         {
-            removed = _statuses.Remove(uid);
+            _statuses.Remove(uid);
             AtomicFile.Delete(Path.Combine(_dir, uid + ".json"));
         }
 
-        if (removed)
-        {
-            StatusRemoved?.Invoke(uid);
-        }
+        // Also when there was no status: listeners learn the pod is gone even if it never reported one.
+        StatusRemoved?.Invoke(uid);
     }
 
     [LoggerMessage(EventId = 500, Level = LogLevel.Error, Message = "Skipping unreadable status file {File}: {Error}")]

@@ -6,7 +6,7 @@ namespace EdgeKube.Master.Store;
 /// Where the master keeps every API object, with Kubernetes' optimistic concurrency: one cluster-wide,
 /// strictly increasing <c>resourceVersion</c>, stamped into each stored object's
 /// <c>metadata.resourceVersion</c>, and watches that resume from a resourceVersion.
-/// Implemented by <see cref="SqliteObjectStore"/> (embedded, the default) and in memory for unit tests.
+/// Implemented by <see cref="SqliteObjectStore"/> (embedded, the default) and <see cref="InMemoryObjectStore"/> for unit tests.
 /// </summary>
 /// <remarks>
 /// Rules every implementation keeps:
@@ -45,6 +45,13 @@ public interface IObjectStore : IAsyncDisposable
     Task<JsonObject> DeleteAsync(ObjectKey key, long? expectedResourceVersion = null, CancellationToken cancellationToken = default);
 
     /// <summary>Changes to a resource (one namespace or all) after <paramref name="sinceResourceVersion"/> (0: from now on).</summary>
+    /// <remarks>
+    /// The watch is registered by this call, so "from now on" is the moment of the call; enumerate it once.
+    /// Cancelling ends the enumeration normally (no exception), as a Kubernetes watch that times out just ends;
+    /// so does disposing the store. It ends with <see cref="StoreErrorKind.Expired"/> when
+    /// <paramref name="sinceResourceVersion"/> is older than the kept history, or when the reader falls too
+    /// far behind the writers (writers never wait for a watcher): list again and watch from the list's version.
+    /// </remarks>
     IAsyncEnumerable<WatchEvent> WatchAsync(string resource, string? ns, long sinceResourceVersion, CancellationToken cancellationToken = default);
 }
 

@@ -1,0 +1,512 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using EdgeKube.Master.Api;
+using EdgeKube.Master.Store;
+using EdgeKube.Protocol;
+using Microsoft.Extensions.Logging;
+using MQTTnet;
+using MQTTnet.Formatter;
+using MQTTnet.Protocol;
+
+namespace EdgeKube.Master.Bridge;
+
+/// <summary>Where the master's MQTT client connects, as whom.</summary>
+public sealed record BridgeOptions(Uri Broker, string Username, string Password, string TopicPrefix);
+
+/// <summary>What the bridge has heard from a node (presence, lease): the node lifecycle controller reads it.</summary>
+public sealed record NodeLiveness(DateTimeOffset? LastLease, DateTimeOffset? LastStatus, bool Offline);
+
+/// <summary>
+/// The master's side of the MQTT contract (docs/protocol.md): publishes each pod bound to a node
+/// (retained) and the node's pod index, clears deleted ones; applies node status, pod status, presence
+/// and leases from the nodes to the store; asks nodes for logs (MQTT 5 request/response).
+/// </summary>
+public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
+{
+    private static readonly JsonSerializerOptions Compact = new() { WriteIndented = false };
+    private readonly BridgeOptions _options;
+    private readonly IObjectStore _store;
+    private readonly TimeProvider _time;
+    private readonly ILogger<MqttBridge> _logger;
+    private readonly Topics _topics;
+    private readonly MqttClientFactory _factory = new();
+    private readonly IMqttClient _client;
+    private readonly SemaphoreSlim _sync = new(1, 1);
+    private readonly Dictionary<string, Dictionary<string, (string Uid, string Rv)>> _published = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, NodeLiveness> _liveness = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<byte[]>> _pending = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private volatile bool _resync = true;
+
+    public MqttBridge(BridgeOptions options, IObjectStore store, TimeProvider time, ILogger<MqttBridge> logger)
+    {
+        _options = options;
+        _store = store;
+        _time = time;
+        _logger = logger;
+        _topics = new Topics(options.TopicPrefix);
+        _client = _factory.CreateMqttClient();
+        _client.ApplicationMessageReceivedAsync += OnMessageAsync;
+        _client.DisconnectedAsync += e =>
+        {
+            if (e.ClientWasConnected)
+            {
+                LogDisconnected(e.Reason.ToString());
+            }
+
+            _wake.Release();
+            return Task.CompletedTask;
+        };
+    }
+
+    public bool IsConnected => _client.IsConnected;
+
+    /// <summary>What was last heard from each node.</summary>
+    public IReadOnlyDictionary<string, NodeLiveness> Liveness => _liveness;
+
+    /// <summary>Raised when a node's presence or status changes, so the lifecycle controller looks at once.</summary>
+    public event Action<string>? NodeChanged;
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var connection = KeepConnectedAsync(cancellationToken);
+        var pods = FollowPodsAsync(cancellationToken);
+        await Task.WhenAll(connection, pods).ConfigureAwait(false);
+    }
+
+    private async Task KeepConnectedAsync(CancellationToken cancellationToken)
+    {
+        var attempt = 0;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            if (!_client.IsConnected)
+            {
+                try
+                {
+                    await ConnectAsync(cancellationToken).ConfigureAwait(false);
+                    attempt = 0;
+                    _resync = true;
+                    await SyncAllAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                {
+                    attempt++;
+                    if (attempt == 1 || attempt % 10 == 0)
+                    {
+                        LogConnectFailed(_options.Broker.ToString(), e.Message);
+                    }
+
+                    await Task.Delay(TimeSpan.FromSeconds(Math.Min(10, 0.5 * attempt)), _time, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+            }
+
+            try
+            {
+                await _wake.WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task ConnectAsync(CancellationToken cancellationToken)
+    {
+        var options = new MqttClientOptionsBuilder()
+            .WithClientId("edgekube-master")
+            .WithProtocolVersion(MqttProtocolVersion.V500)
+            .WithCredentials(_options.Username, _options.Password)
+            .WithKeepAlivePeriod(TimeSpan.FromSeconds(15))
+            .WithCleanStart(true)
+            .WithTcpServer(_options.Broker.Host, _options.Broker.Port > 0 ? _options.Broker.Port : 1883)
+            .Build();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(15));
+        var result = await _client.ConnectAsync(options, timeout.Token).ConfigureAwait(false);
+        if (result.ResultCode != MqttClientConnectResultCode.Success)
+        {
+            throw new InvalidOperationException($"broker refused the connection: {result.ResultCode}");
+        }
+
+        var nodes = _topics.Prefix + "/nodes/+";
+        var subscribe = _factory.CreateSubscribeOptionsBuilder()
+            .WithTopicFilter(nodes + "/status", MqttQualityOfServiceLevel.AtLeastOnce)
+            .WithTopicFilter(nodes + "/presence", MqttQualityOfServiceLevel.AtLeastOnce)
+            .WithTopicFilter(nodes + "/lease", MqttQualityOfServiceLevel.AtMostOnce)
+            .WithTopicFilter(nodes + "/pods/+/+/status", MqttQualityOfServiceLevel.AtLeastOnce)
+            .WithTopicFilter(nodes + "/replies/+", MqttQualityOfServiceLevel.AtLeastOnce)
+            .Build();
+        await _client.SubscribeAsync(subscribe, timeout.Token).ConfigureAwait(false);
+        LogConnected(_options.Broker.ToString());
+    }
+
+    // ----- master → nodes -----
+
+    private async Task FollowPodsAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var since = await SyncAllAsync(cancellationToken).ConfigureAwait(false);
+                await foreach (var e in _store.WatchAsync("pods", null, since, cancellationToken).ConfigureAwait(false))
+                {
+                    await SyncNodeOfAsync(e, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (StoreException e) when (e.Kind == StoreErrorKind.Expired)
+            {
+                // Fell behind: relist.
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Publishes every bound pod and every node's index (retained messages overwrite: idempotent); returns the rv it is consistent with.</summary>
+    private async Task<long> SyncAllAsync(CancellationToken cancellationToken)
+    {
+        await _sync.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var list = await _store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false);
+            var byNode = list.Items.Where(p => NodeOf(p) is not null).GroupBy(p => NodeOf(p)!).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+            if (_client.IsConnected)
+            {
+                foreach (var node in byNode.Keys.Union(_published.Keys, StringComparer.Ordinal).ToList())
+                {
+                    await PublishNodeAsync(node, byNode.TryGetValue(node, out var pods) ? pods : [], force: _resync, cancellationToken).ConfigureAwait(false);
+                }
+
+                _resync = false;
+            }
+
+            return list.ResourceVersion;
+        }
+        finally
+        {
+            _sync.Release();
+        }
+    }
+
+    private async Task SyncNodeOfAsync(WatchEvent e, CancellationToken cancellationToken)
+    {
+        var node = NodeOf(e.Object);
+        if (node is null || !_client.IsConnected)
+        {
+            return;
+        }
+
+        await _sync.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var pods = (await _store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false)).Items.Where(p => NodeOf(p) == node).ToList();
+            await PublishNodeAsync(node, pods, force: false, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sync.Release();
+        }
+    }
+
+    /// <summary>Brings one node's retained pod topics and index in line with <paramref name="pods"/>.</summary>
+    private async Task PublishNodeAsync(string node, List<JsonObject> pods, bool force, CancellationToken cancellationToken)
+    {
+        if (!_published.TryGetValue(node, out var before))
+        {
+            before = new Dictionary<string, (string, string)>(StringComparer.Ordinal);
+            _published[node] = before;
+        }
+
+        var now = new Dictionary<string, (string Uid, string Rv)>(StringComparer.Ordinal);
+        var changed = force;
+        foreach (var pod in pods)
+        {
+            var key = pod.Namespace() + "/" + pod.Name();
+            var rv = pod.Metadata().Str("resourceVersion") ?? "0";
+            now[key] = (pod.Uid(), rv);
+            if (force || !before.TryGetValue(key, out var was) || was.Rv != rv)
+            {
+                // The node gets the pod without its status: the status is the node's to report.
+                var body = pod.DeepClone().AsObject();
+                body.Remove("status");
+                await PublishAsync(_topics.Pod(node, pod.Namespace(), pod.Name()), Encoding.UTF8.GetBytes(body.ToJsonString(Compact)), cancellationToken).ConfigureAwait(false);
+                changed = true;
+            }
+        }
+
+        foreach (var gone in before.Keys.Where(k => !now.ContainsKey(k)).ToList())
+        {
+            var parts = gone.Split('/', 2);
+            await PublishAsync(_topics.Pod(node, parts[0], parts[1]), [], cancellationToken).ConfigureAwait(false);
+            changed = true;
+        }
+
+        if (changed)
+        {
+            var index = new PodIndex(
+                _store.CurrentResourceVersion.ToString(CultureInfo.InvariantCulture),
+                [.. now.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p =>
+                {
+                    var parts = p.Key.Split('/', 2);
+                    return new PodIndexEntry(parts[0], parts[1], p.Value.Uid, p.Value.Rv);
+                })]);
+            await PublishAsync(_topics.PodIndex(node), JsonSerializer.SerializeToUtf8Bytes(index, ProtocolJson.Default.PodIndex), cancellationToken).ConfigureAwait(false);
+        }
+
+        _published[node] = now;
+    }
+
+    private async Task PublishAsync(string topic, byte[] payload, CancellationToken cancellationToken)
+    {
+        var message = new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload(payload).WithRetainFlag(true)
+            .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build();
+        await _client.PublishAsync(message, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static string? NodeOf(JsonObject pod) => pod["spec"]?["nodeName"] is JsonValue v && v.TryGetValue<string>(out var n) && n.Length > 0 ? n : null;
+
+    // ----- nodes → master -----
+
+    private async Task OnMessageAsync(MqttApplicationMessageReceivedEventArgs e)
+    {
+        var message = e.ApplicationMessage;
+        if (!_topics.TryParseNodeTopic(message.Topic, out var node, out var rest))
+        {
+            return;
+        }
+
+        var payload = message.Payload.ToArray();
+        try
+        {
+            switch (rest)
+            {
+                case ["status"]:
+                    await ApplyNodeStatusAsync(node, payload).ConfigureAwait(false);
+                    break;
+                case ["presence"]:
+                    var offline = Encoding.UTF8.GetString(payload) == Presence.Offline;
+                    _liveness.AddOrUpdate(node, _ => new NodeLiveness(null, null, offline), (_, l) => l with { Offline = offline });
+                    NodeChanged?.Invoke(node);
+                    break;
+                case ["lease"]:
+                    var now = _time.GetUtcNow();
+                    _liveness.AddOrUpdate(node, _ => new NodeLiveness(now, null, false), (_, l) => l with { LastLease = now, Offline = false });
+                    break;
+                case ["pods", var ns, var name, "status"]:
+                    await ApplyPodStatusAsync(node, ns, name, payload).ConfigureAwait(false);
+                    break;
+                case ["replies", _]:
+                    if (message.CorrelationData is { Length: > 0 } correlation
+                        && _pending.TryRemove(Convert.ToHexString(correlation), out var waiter))
+                    {
+                        waiter.TrySetResult(payload);
+                    }
+
+                    break;
+            }
+        }
+        catch (Exception ex) when (ex is JsonException or StoreException or InvalidOperationException or FormatException)
+        {
+            // Garbage from one node never stops the bridge.
+            LogBadMessage(message.Topic, ex.Message);
+        }
+    }
+
+    private async Task ApplyNodeStatusAsync(string node, byte[] payload)
+    {
+        if (payload.Length == 0)
+        {
+            return;
+        }
+
+        var reported = JsonNode.Parse(payload) as JsonObject ?? throw new JsonException("node status is not an object");
+        var key = new ObjectKey("nodes", string.Empty, node);
+        var now = _time.GetUtcNow();
+        _liveness.AddOrUpdate(node, _ => new NodeLiveness(now, now, false), (_, l) => l with { LastStatus = now, LastLease = now, Offline = false });
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var current = await _store.GetAsync(key).ConfigureAwait(false);
+            try
+            {
+                if (current is null)
+                {
+                    var created = new JsonObject
+                    {
+                        ["apiVersion"] = "v1",
+                        ["kind"] = "Node",
+                        ["metadata"] = new JsonObject
+                        {
+                            ["name"] = node,
+                            ["uid"] = Guid.NewGuid().ToString(),
+                            ["creationTimestamp"] = ObjectMeta.Time(now),
+                            ["labels"] = reported["metadata"]?["labels"]?.DeepClone() ?? new JsonObject(),
+                            ["annotations"] = reported["metadata"]?["annotations"]?.DeepClone() ?? new JsonObject(),
+                        },
+                        ["spec"] = reported["spec"]?.DeepClone() ?? new JsonObject(),
+                        ["status"] = reported["status"]?.DeepClone(),
+                    };
+                    await _store.CreateAsync(key, created).ConfigureAwait(false);
+                    LogRegistered(node);
+                }
+                else
+                {
+                    // The node owns its status and the labels it reports; labels and annotations set through the API stay.
+                    var labels = current.Metadata().Obj("labels");
+                    foreach (var (k, v) in reported["metadata"]?["labels"] as JsonObject ?? [])
+                    {
+                        labels[k] = v?.DeepClone();
+                    }
+
+                    var annotations = current.Metadata().Obj("annotations");
+                    foreach (var (k, v) in reported["metadata"]?["annotations"] as JsonObject ?? [])
+                    {
+                        annotations[k] = v?.DeepClone();
+                    }
+
+                    current["status"] = reported["status"]?.DeepClone();
+                    await _store.UpdateAsync(key, current, current.ResourceVersion()).ConfigureAwait(false);
+                }
+
+                NodeChanged?.Invoke(node);
+                return;
+            }
+            catch (StoreException e) when (e.Kind is StoreErrorKind.Conflict or StoreErrorKind.AlreadyExists)
+            {
+            }
+        }
+    }
+
+    private async Task ApplyPodStatusAsync(string node, string ns, string name, byte[] payload)
+    {
+        var key = new ObjectKey("pods", ns, name);
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var current = await _store.GetAsync(key).ConfigureAwait(false);
+            if (current is null || NodeOf(current) != node)
+            {
+                return;
+            }
+
+            try
+            {
+                if (payload.Length == 0)
+                {
+                    // The node has stopped and removed the pod: a deletion in progress is finished.
+                    if (current.Metadata()["deletionTimestamp"] is not null)
+                    {
+                        await _store.DeleteAsync(key, current.ResourceVersion()).ConfigureAwait(false);
+                        LogDeleted(ns, name, node);
+                    }
+
+                    return;
+                }
+
+                var reported = JsonNode.Parse(payload) as JsonObject ?? throw new JsonException("pod status is not an object");
+                if (reported["metadata"]?["uid"]?.GetValue<string>() != current.Uid())
+                {
+                    // The status of an older incarnation of the pod.
+                    return;
+                }
+
+                var status = reported["status"] as JsonObject ?? [];
+                // PodScheduled is the scheduler's: keep it as the master set it.
+                var scheduled = (current["status"]?["conditions"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "PodScheduled");
+                if (scheduled is not null && status["conditions"] is JsonArray conditions)
+                {
+                    foreach (var c in conditions.OfType<JsonObject>().Where(c => c.Str("type") == "PodScheduled").ToList())
+                    {
+                        conditions.Remove(c);
+                    }
+
+                    conditions.Add(scheduled.DeepClone());
+                }
+
+                current["status"] = status.DeepClone();
+                await _store.UpdateAsync(key, current, current.ResourceVersion()).ConfigureAwait(false);
+                return;
+            }
+            catch (StoreException e) when (e.Kind is StoreErrorKind.Conflict)
+            {
+            }
+        }
+    }
+
+    // ----- rpc -----
+
+    public async Task<LogsReply> GetAsync(string node, LogsRequest request, CancellationToken cancellationToken)
+    {
+        if (!_client.IsConnected)
+        {
+            return new LogsReply(string.Empty, 0, "the master is not connected to the broker", false);
+        }
+
+        var id = Guid.NewGuid().ToString("N");
+        var waiter = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var correlation = Convert.FromHexString(id);
+        _pending[id.ToUpperInvariant()] = waiter;
+        try
+        {
+            var message = new MqttApplicationMessageBuilder()
+                .WithTopic(_topics.Rpc(node, "logs"))
+                .WithPayload(JsonSerializer.SerializeToUtf8Bytes(request, ProtocolJson.Default.LogsRequest))
+                .WithResponseTopic(_topics.Reply(node, id))
+                .WithCorrelationData(correlation)
+                .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce)
+                .Build();
+            await _client.PublishAsync(message, cancellationToken).ConfigureAwait(false);
+            var reply = await waiter.Task.WaitAsync(TimeSpan.FromSeconds(15), _time, cancellationToken).ConfigureAwait(false);
+            return JsonSerializer.Deserialize(reply, ProtocolJson.Default.LogsReply) ?? new LogsReply(string.Empty, 0, "empty reply from the node", false);
+        }
+        catch (TimeoutException)
+        {
+            return new LogsReply(string.Empty, 0, $"node {node} did not answer the logs request (is it connected?)", false);
+        }
+        finally
+        {
+            _pending.TryRemove(id.ToUpperInvariant(), out _);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_client.IsConnected)
+        {
+            try
+            {
+                await _client.DisconnectAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or OperationCanceledException)
+            {
+            }
+        }
+
+        _client.Dispose();
+    }
+
+    [LoggerMessage(EventId = 4000, Level = LogLevel.Information, Message = "Bridge connected to broker {Url}")]
+    private partial void LogConnected(string url);
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Bridge cannot reach broker {Url}: {Error}; retrying")]
+    private partial void LogConnectFailed(string url, string error);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Bridge disconnected from the broker: {Reason}")]
+    private partial void LogDisconnected(string reason);
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Warning, Message = "Ignoring a bad message on {Topic}: {Error}")]
+    private partial void LogBadMessage(string topic, string error);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Node {Node} registered")]
+    private partial void LogRegistered(string node);
+
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name} deleted: node {Node} has stopped it")]
+    private partial void LogDeleted(string @namespace, string name, string node);
+}

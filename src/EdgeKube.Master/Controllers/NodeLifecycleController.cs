@@ -1,0 +1,150 @@
+using System.Text.Json.Nodes;
+using EdgeKube.Master.Api;
+using EdgeKube.Master.Bridge;
+using EdgeKube.Master.Store;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeKube.Master.Controllers;
+
+/// <summary>
+/// kube-controller-manager's node lifecycle, fed by MQTT: a node whose lease stops for
+/// <c>--node-monitor-grace-period</c>, or whose connection's will says offline, gets Ready=Unknown
+/// (NodeStatusUnknown) and the <c>node.kubernetes.io/unreachable</c> taints; a node reporting
+/// Ready=False gets the <c>not-ready</c> taints; the taints go when the node is Ready again.
+/// </summary>
+public sealed partial class NodeLifecycleController(
+    IObjectStore store,
+    Func<IReadOnlyDictionary<string, NodeLiveness>> liveness,
+    EventRecorder events,
+    TimeSpan gracePeriod,
+    TimeProvider time,
+    ILogger<NodeLifecycleController> logger)
+{
+    public const string UnreachableTaint = "node.kubernetes.io/unreachable";
+    public const string NotReadyTaint = "node.kubernetes.io/not-ready";
+    private readonly DateTimeOffset _started = time.GetUtcNow();
+    private readonly SemaphoreSlim _kick = new(0, int.MaxValue);
+
+    /// <summary>Look at <paramref name="node"/> now (presence or status changed).</summary>
+    public void Kick(string node) => _kick.Release();
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await CheckAllAsync(cancellationToken).ConfigureAwait(false);
+                await _kick.WaitAsync(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    public async Task CheckAllAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var heard = liveness();
+        foreach (var node in (await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items)
+        {
+            heard.TryGetValue(node.Name(), out var live);
+            // Nodes not heard from since the master started get the grace period from the start, as kube-controller-manager does.
+            var last = new[] { live?.LastLease, live?.LastStatus, _started }.Max()!.Value;
+            var lost = live?.Offline == true || now - last > gracePeriod;
+            try
+            {
+                await UpdateAsync(node, lost, live?.Offline == true, now, cancellationToken).ConfigureAwait(false);
+            }
+            catch (StoreException)
+            {
+                // Changed meanwhile: looked at again within a second.
+            }
+        }
+    }
+
+    private async Task UpdateAsync(JsonObject node, bool lost, bool offline, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var status = node.Obj("status");
+        var conditions = status["conditions"] as JsonArray ?? [];
+        status["conditions"] = conditions;
+        var ready = conditions.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "Ready");
+        var changed = false;
+        var wasReady = ready?.Str("status");
+        if (lost && ready?.Str("status") != "Unknown")
+        {
+            if (ready is null)
+            {
+                ready = new JsonObject { ["type"] = "Ready" };
+                conditions.Add(ready);
+            }
+
+            ready["status"] = "Unknown";
+            ready["reason"] = "NodeStatusUnknown";
+            ready["message"] = offline ? "Node went offline (its MQTT connection closed)." : "Kubelet stopped posting node status.";
+            ready["lastTransitionTime"] = ObjectMeta.Time(now);
+            ready["lastHeartbeatTime"] ??= ObjectMeta.Time(now);
+            changed = true;
+        }
+
+        var readyNow = ready?.Str("status");
+        var wanted = readyNow switch
+        {
+            "True" => null,
+            "Unknown" => UnreachableTaint,
+            _ => NotReadyTaint,
+        };
+        var spec = node.Obj("spec");
+        var taints = spec["taints"] as JsonArray ?? [];
+        foreach (var t in taints.OfType<JsonObject>().Where(t => t.Str("key") is UnreachableTaint or NotReadyTaint && t.Str("key") != wanted).ToList())
+        {
+            taints.Remove(t);
+            changed = true;
+        }
+
+        if (wanted is not null)
+        {
+            foreach (var effect in new[] { "NoSchedule", "NoExecute" })
+            {
+                if (!taints.OfType<JsonObject>().Any(t => t.Str("key") == wanted && t.Str("effect") == effect))
+                {
+                    var taint = new JsonObject { ["key"] = wanted, ["effect"] = effect };
+                    if (effect == "NoExecute")
+                    {
+                        taint["timeAdded"] = ObjectMeta.Time(now);
+                    }
+
+                    taints.Add(taint);
+                    changed = true;
+                }
+            }
+        }
+
+        if (taints.Count > 0)
+        {
+            spec["taints"] = taints;
+        }
+        else
+        {
+            spec.Remove("taints");
+        }
+
+        if (!changed)
+        {
+            return;
+        }
+
+        await store.UpdateAsync(new ObjectKey("nodes", string.Empty, node.Name()), node, node.ResourceVersion(), cancellationToken).ConfigureAwait(false);
+        if (wasReady != readyNow)
+        {
+            var reason = readyNow == "True" ? "NodeReady" : "NodeNotReady";
+            LogTransition(node.Name(), reason);
+            await events.RecordAsync(node, "Normal", reason, $"Node {node.Name()} status is now: {reason}", "node-controller", cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(EventId = 5100, Level = LogLevel.Information, Message = "Node {Node}: {Reason}")]
+    private partial void LogTransition(string node, string reason);
+}

@@ -1,0 +1,169 @@
+using System.Text.Json.Nodes;
+using EdgeKube.Master.Api;
+using EdgeKube.Master.Scheduling;
+using EdgeKube.Master.Store;
+using k8s;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeKube.Master.Controllers;
+
+/// <summary>
+/// Binds pending pods to nodes with <see cref="Scheduler"/>: on every pod or node change and every few
+/// seconds. A pod that fits nowhere gets PodScheduled=False/Unschedulable and a FailedScheduling event.
+/// </summary>
+public sealed partial class SchedulingController(IObjectStore store, EventRecorder events, TimeProvider time, ILogger<SchedulingController> logger)
+{
+    private readonly SemaphoreSlim _kick = new(0, int.MaxValue);
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var watchers = new[] { KickOnChangesAsync("pods", cancellationToken), KickOnChangesAsync("nodes", cancellationToken) };
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await ScheduleAllAsync(cancellationToken).ConfigureAwait(false);
+                await _kick.WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+                while (_kick.CurrentCount > 0)
+                {
+                    await _kick.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+
+        await Task.WhenAll(watchers).ConfigureAwait(false);
+    }
+
+    private async Task KickOnChangesAsync(string resource, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await foreach (var e in store.WatchAsync(resource, null, store.CurrentResourceVersion, cancellationToken).ConfigureAwait(false))
+                {
+                    if (resource == "nodes" || e.Object["spec"]?["nodeName"] is null)
+                    {
+                        _kick.Release();
+                    }
+                }
+            }
+            catch (StoreException)
+            {
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>One pass: every pending pod, oldest first.</summary>
+    public async Task ScheduleAllAsync(CancellationToken cancellationToken)
+    {
+        var pods = (await store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false)).Items;
+        var pending = pods.Where(p => p["spec"]?["nodeName"] is null && p.Metadata()["deletionTimestamp"] is null)
+            .OrderBy(p => p.Metadata().Str("creationTimestamp"), StringComparer.Ordinal).ToList();
+        if (pending.Count == 0)
+        {
+            return;
+        }
+
+        var nodes = (await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items.Select(n => Typed<V1Node>(n)).ToList();
+        var assigned = pods.Where(p => p["spec"]?["nodeName"] is not null && p["status"]?["phase"]?.GetValue<string>() is not ("Succeeded" or "Failed"))
+            .Select(p => Typed<V1Pod>(p)).ToList();
+        foreach (var pod in pending)
+        {
+            var typed = Typed<V1Pod>(pod);
+            var result = Scheduler.Schedule(typed, nodes, assigned);
+            if (result.NodeName is { } node)
+            {
+                if (await BindAsync(pod, node, cancellationToken).ConfigureAwait(false))
+                {
+                    typed.Spec.NodeName = node;
+                    assigned.Add(typed);
+                    LogBound(pod.Namespace(), pod.Name(), node);
+                    await events.RecordAsync(pod, "Normal", "Scheduled", $"Successfully assigned {pod.Namespace()}/{pod.Name()} to {node}", "default-scheduler", cancellationToken).ConfigureAwait(false);
+                }
+            }
+            else
+            {
+                await MarkUnschedulableAsync(pod, result.Message ?? "no nodes available", cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<bool> BindAsync(JsonObject pod, string node, CancellationToken cancellationToken)
+    {
+        pod.Obj("spec")["nodeName"] = node;
+        SetScheduled(pod, "True", null, null);
+        try
+        {
+            await store.UpdateAsync(Key(pod), pod, pod.ResourceVersion(), cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (StoreException)
+        {
+            // Changed or deleted meanwhile: the next pass sees the latest.
+            return false;
+        }
+    }
+
+    private async Task MarkUnschedulableAsync(JsonObject pod, string message, CancellationToken cancellationToken)
+    {
+        var current = (pod["status"]?["conditions"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "PodScheduled");
+        if (current?.Str("status") == "False" && current.Str("message") == message)
+        {
+            return;
+        }
+
+        SetScheduled(pod, "False", "Unschedulable", message);
+        try
+        {
+            await store.UpdateAsync(Key(pod), pod, pod.ResourceVersion(), cancellationToken).ConfigureAwait(false);
+        }
+        catch (StoreException)
+        {
+            return;
+        }
+
+        LogUnschedulable(pod.Namespace(), pod.Name(), message);
+        await events.RecordAsync(pod, "Warning", "FailedScheduling", message, "default-scheduler", cancellationToken).ConfigureAwait(false);
+    }
+
+    private void SetScheduled(JsonObject pod, string status, string? reason, string? message)
+    {
+        var conditions = pod.Obj("status")["conditions"] as JsonArray ?? [];
+        foreach (var old in conditions.OfType<JsonObject>().Where(c => c.Str("type") == "PodScheduled").ToList())
+        {
+            conditions.Remove(old);
+        }
+
+        conditions.Add(new JsonObject
+        {
+            ["type"] = "PodScheduled",
+            ["status"] = status,
+            ["lastProbeTime"] = null,
+            ["lastTransitionTime"] = ObjectMeta.Time(time.GetUtcNow()),
+            ["reason"] = reason,
+            ["message"] = message,
+        });
+        pod.Obj("status")["conditions"] = conditions;
+        pod.Obj("status")["phase"] ??= "Pending";
+    }
+
+    private static ObjectKey Key(JsonObject pod) => new("pods", pod.Namespace(), pod.Name());
+
+    private static T Typed<T>(JsonObject obj) => KubernetesJson.Deserialize<T>(obj.ToJsonString());
+
+    [LoggerMessage(EventId = 5000, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name} bound to node {Node}")]
+    private partial void LogBound(string @namespace, string name, string node);
+
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name} is unschedulable: {Message}")]
+    private partial void LogUnschedulable(string @namespace, string name, string message);
+}

@@ -1,0 +1,264 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using EdgeKube.Broker;
+using EdgeKube.Master.Api;
+using EdgeKube.Master.Bridge;
+using EdgeKube.Master.Controllers;
+using EdgeKube.Master.Security;
+using EdgeKube.Master.Store;
+using EdgeKube.Protocol;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeKube.Master.Hosting;
+
+/// <summary>The master's settings; flag names as in the README and issue 3.</summary>
+public sealed record MasterOptions
+{
+    /// <summary><c>--data-dir</c>: the object store, PKI, credentials, admin kubeconfig.</summary>
+    public string DataDir { get; init; } = "/var/lib/edgekube-master";
+
+    /// <summary><c>--api-listen</c>: the API server's address and port (loopback unless configured).</summary>
+    public IPEndPoint ApiListen { get; init; } = new(IPAddress.Loopback, 6443);
+
+    /// <summary><c>--mqtt-listen</c>: the embedded broker's address and port.</summary>
+    public IPEndPoint MqttListen { get; init; } = new(IPAddress.Loopback, 1883);
+
+    /// <summary><c>--broker</c>: an external broker instead of the embedded one.</summary>
+    public Uri? Broker { get; init; }
+
+    /// <summary><c>--topic-prefix</c>.</summary>
+    public string TopicPrefix { get; init; } = Topics.DefaultPrefix;
+
+    /// <summary><c>--node-monitor-grace-period</c>: how long a silent node stays Ready.</summary>
+    public TimeSpan NodeMonitorGracePeriod { get; init; } = TimeSpan.FromSeconds(40);
+
+    /// <summary><c>--advertise-address</c>: the broker address put into join configs (default: the MQTT listen address, or this machine's address when that is 0.0.0.0).</summary>
+    public string? AdvertiseAddress { get; init; }
+}
+
+/// <summary>What a running master records for its CLI (<c>node add</c> prints the broker URL from it).</summary>
+public sealed record MasterInfo(string ApiUrl, string BrokerUrl, string TopicPrefix);
+
+/// <summary>Starts and runs everything the master is: store, PKI, broker, bridge, API server, controllers.</summary>
+public sealed partial class MasterHost(MasterOptions options, ILoggerFactory loggers, TimeProvider time)
+{
+    public const string MasterInfoFile = "master.json";
+    private readonly ILogger<MasterHost> _logger = loggers.CreateLogger<MasterHost>();
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(options.DataDir);
+        await using var store = await SqliteObjectStore.OpenAsync(Path.Combine(options.DataDir, "state.db"), time, cancellationToken).ConfigureAwait(false);
+        await EnsureNamespacesAsync(store, cancellationToken).ConfigureAwait(false);
+
+        var pki = MasterPki.LoadOrCreate(options.DataDir, HostNames(), Addresses(), time);
+        var admin = AdminCredentials.LoadOrCreate(options.DataDir);
+        var credentials = new CredentialStore(options.DataDir);
+        var masterPassword = MasterMqttPassword(options.DataDir, credentials);
+
+        EmbeddedBroker? broker = null;
+        Uri brokerUrl;
+        if (options.Broker is { } external)
+        {
+            brokerUrl = external;
+        }
+        else
+        {
+            broker = new EmbeddedBroker(options.MqttListen, credentials, new NodeAcl(options.TopicPrefix), loggers.CreateLogger<EmbeddedBroker>());
+            await broker.StartAsync().ConfigureAwait(false);
+            var host = options.MqttListen.Address.Equals(IPAddress.Any) ? "127.0.0.1" : options.MqttListen.Address.ToString();
+            brokerUrl = new Uri($"mqtt://{host}:{options.MqttListen.Port}");
+            LogBroker(options.MqttListen.ToString());
+        }
+
+        await using var bridge = new MqttBridge(new BridgeOptions(brokerUrl, NodeAcl.MasterUser, masterPassword, options.TopicPrefix), store, time, loggers.CreateLogger<MqttBridge>());
+        await using var api = new ApiServer(store, admin, pki, options.ApiListen, bridge, time, loggers);
+        await api.StartAsync(cancellationToken).ConfigureAwait(false);
+        var kubeconfig = admin.WriteKubeconfig(options.DataDir, api.Url, pki.CaPem);
+
+        var advertised = options.AdvertiseAddress
+            ?? (options.MqttListen.Address.Equals(IPAddress.Any) ? NodeAddress() : options.MqttListen.Address.ToString());
+        var joinBroker = options.Broker?.ToString().TrimEnd('/') ?? $"mqtt://{advertised}:{options.MqttListen.Port}";
+        MasterPki.WriteSecret(Path.Combine(options.DataDir, MasterInfoFile),
+            JsonSerializer.Serialize(new MasterInfo(api.Url, joinBroker, options.TopicPrefix), MasterJson.Default.MasterInfo));
+        LogReady(api.Url, kubeconfig);
+
+        var events = new EventRecorder(store, time);
+        var scheduling = new SchedulingController(store, events, time, loggers.CreateLogger<SchedulingController>());
+        var lifecycle = new NodeLifecycleController(store, () => bridge.Liveness, events, options.NodeMonitorGracePeriod, time, loggers.CreateLogger<NodeLifecycleController>());
+        bridge.NodeChanged += lifecycle.Kick;
+        var namespaces = new NamespaceController(store, api, loggers.CreateLogger<NamespaceController>());
+
+        var loops = new List<Task>
+        {
+            bridge.RunAsync(cancellationToken),
+            scheduling.RunAsync(cancellationToken),
+            lifecycle.RunAsync(cancellationToken),
+            namespaces.RunAsync(cancellationToken),
+            WatchCredentialsAsync(credentials, broker, cancellationToken),
+        };
+        try
+        {
+            await Task.WhenAll(loops).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            if (broker is not null)
+            {
+                await broker.DisposeAsync().ConfigureAwait(false);
+            }
+
+            LogStopped();
+        }
+    }
+
+    /// <summary><c>node add</c> / <c>node remove</c> run as other processes: pick up their changes, and end the sessions of removed nodes.</summary>
+    private async Task WatchCredentialsAsync(CredentialStore credentials, EmbeddedBroker? broker, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), time, cancellationToken).ConfigureAwait(false);
+                foreach (var user in credentials.ReloadIfChanged())
+                {
+                    LogRevoked(user);
+                    if (broker is not null)
+                    {
+                        await broker.DisconnectUserAsync(user).ConfigureAwait(false);
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception e) when (e is IOException or JsonException or InvalidDataException)
+            {
+                LogCredentialsUnreadable(e.Message);
+            }
+        }
+    }
+
+    private static async Task EnsureNamespacesAsync(IObjectStore store, CancellationToken cancellationToken)
+    {
+        foreach (var name in new[] { "default", "kube-system", "kube-public", "kube-node-lease" })
+        {
+            var key = new ObjectKey("namespaces", string.Empty, name);
+            if (await store.GetAsync(key, cancellationToken).ConfigureAwait(false) is not null)
+            {
+                continue;
+            }
+
+            await store.CreateAsync(key, new JsonObject
+            {
+                ["apiVersion"] = "v1",
+                ["kind"] = "Namespace",
+                ["metadata"] = new JsonObject
+                {
+                    ["name"] = name,
+                    ["uid"] = Guid.NewGuid().ToString(),
+                    ["creationTimestamp"] = ObjectMeta.Time(DateTimeOffset.UtcNow),
+                    ["labels"] = new JsonObject { ["kubernetes.io/metadata.name"] = name },
+                },
+                ["spec"] = new JsonObject { ["finalizers"] = new JsonArray("kubernetes") },
+                ["status"] = new JsonObject { ["phase"] = "Active" },
+            }, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The master's own MQTT password, kept in the data dir and (re)registered in the credential store.</summary>
+    public static string MasterMqttPassword(string dataDir, CredentialStore credentials)
+    {
+        var path = Path.Combine(dataDir, "mqtt-master.password");
+        string password;
+        if (File.Exists(path) && File.ReadAllText(path).Trim() is { Length: > 0 } existing)
+        {
+            password = existing;
+        }
+        else
+        {
+            password = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24)).ToLowerInvariant();
+            MasterPki.WriteSecret(path, password + "\n");
+        }
+
+        if (!credentials.Verify(NodeAcl.MasterUser, password))
+        {
+            credentials.SetPassword(NodeAcl.MasterUser, password);
+        }
+
+        return password;
+    }
+
+    private List<string> HostNames()
+    {
+        var names = new List<string> { "localhost", "kubernetes", "kubernetes.default", "edgekube-master" };
+        var host = Dns.GetHostName();
+        if (!names.Contains(host))
+        {
+            names.Add(host);
+        }
+
+        return names;
+    }
+
+    private List<IPAddress> Addresses()
+    {
+        var addresses = new List<IPAddress> { IPAddress.Loopback };
+        if (!options.ApiListen.Address.Equals(IPAddress.Any) && !options.ApiListen.Address.Equals(IPAddress.Loopback))
+        {
+            addresses.Add(options.ApiListen.Address);
+        }
+
+        if (options.ApiListen.Address.Equals(IPAddress.Any) && NodeAddress() is { } ip && IPAddress.TryParse(ip, out var parsed))
+        {
+            addresses.Add(parsed);
+        }
+
+        return addresses;
+    }
+
+    private static string NodeAddress()
+    {
+        foreach (var nic in System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces())
+        {
+            if (nic.OperationalStatus != System.Net.NetworkInformation.OperationalStatus.Up || nic.NetworkInterfaceType == System.Net.NetworkInformation.NetworkInterfaceType.Loopback)
+            {
+                continue;
+            }
+
+            foreach (var a in nic.GetIPProperties().UnicastAddresses)
+            {
+                if (a.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+                {
+                    return a.Address.ToString();
+                }
+            }
+        }
+
+        return "127.0.0.1";
+    }
+
+    [LoggerMessage(EventId = 6000, Level = LogLevel.Information, Message = "Embedded MQTT broker listening on {Endpoint}")]
+    private partial void LogBroker(string endpoint);
+
+    [LoggerMessage(EventId = 6001, Level = LogLevel.Information, Message = "Master ready: API {Url}; kubectl --kubeconfig {Kubeconfig}")]
+    private partial void LogReady(string url, string kubeconfig);
+
+    [LoggerMessage(EventId = 6002, Level = LogLevel.Information, Message = "MQTT credentials of {User} revoked: its sessions are closed")]
+    private partial void LogRevoked(string user);
+
+    [LoggerMessage(EventId = 6003, Level = LogLevel.Error, Message = "Cannot read the MQTT credentials: {Error}")]
+    private partial void LogCredentialsUnreadable(string error);
+
+    [LoggerMessage(EventId = 6004, Level = LogLevel.Information, Message = "Master stopped")]
+    private partial void LogStopped();
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(MasterInfo))]
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
+internal sealed partial class MasterJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,0 +1,405 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.Data.Sqlite;
+
+namespace EdgeKube.Master.Store;
+
+/// <summary>The master's <see cref="IObjectStore"/>: one SQLite file (WAL, synchronous=FULL), one writer, concurrent readers.</summary>
+/// <remarks>
+/// <para>Schema: <c>objects(resource, namespace, name, rv, json)</c> keyed by the first three, and
+/// <c>store_info</c>, one row holding the resourceVersion counter. Each write bumps the counter and changes
+/// the object in one transaction, so the counter and the data never disagree, and resourceVersions keep
+/// increasing across restarts.</para>
+/// <para>synchronous=FULL: in WAL mode NORMAL may lose the last commits on power loss. The objects would
+/// roll back with the counter, so nothing would be torn, but resourceVersions clients were already given
+/// would be handed out again for different contents: a client's stale precondition could then pass, and a
+/// watch resumed from such a version would miss changes. Boards lose power; the master's write rate (a
+/// few per second) affords one fsync per commit.</para>
+/// <para>Watch history lives in memory (<see cref="WatchHub"/>) and starts empty at open: a watch from
+/// before the restart gets Expired and re-lists, as after an etcd compaction.</para>
+/// <para>Corruption: a file that is not a SQLite database, or fails <c>PRAGMA quick_check</c>, makes
+/// <see cref="OpenAsync(string, TimeProvider?, CancellationToken)"/> throw <see cref="InvalidDataException"/>
+/// naming the file; the store never deletes or repairs it (it is the cluster's state). A row whose JSON
+/// is unreadable makes Get and List of it throw <see cref="InvalidDataException"/> naming the key, as the
+/// API server fails on an undecodable object; other objects stay readable, and Update or Delete of the
+/// bad key still work (they only need its resourceVersion), so it can be repaired or removed.</para>
+/// </remarks>
+public sealed class SqliteObjectStore : IObjectStore
+{
+    private const int SchemaVersion = 1;
+    private const int SqliteCorrupt = 11;
+    private const int SqliteNotADatabase = 26;
+
+    // Every write goes through the one writer connection, in turn.
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly SqliteConnection _writer;
+    private readonly string _readConnectionString;
+    private readonly string _path;
+    private readonly WatchHub _hub;
+    private long _resourceVersion;
+    private volatile bool _disposed;
+
+    private SqliteObjectStore(SqliteConnection writer, string readConnectionString, long resourceVersion, StoreLimits limits)
+    {
+        _writer = writer;
+        _readConnectionString = readConnectionString;
+        _path = writer.DataSource;
+        _resourceVersion = resourceVersion;
+        _hub = new WatchHub(resourceVersion, limits);
+    }
+
+    public long CurrentResourceVersion => Volatile.Read(ref _resourceVersion);
+
+    internal int WatcherCount => _hub.WatcherCount;
+
+    /// <summary>
+    /// Opens the store at <paramref name="path"/>, creating the file (and its directory) and schema when missing.
+    /// <paramref name="time"/> only stamps when the store was created; nothing in the store depends on the clock.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not an EdgeKube store, is corrupt, or was written by a newer schema.</exception>
+    /// <exception cref="IOException">The file cannot be opened (permissions, missing device).</exception>
+    public static Task<SqliteObjectStore> OpenAsync(string path, TimeProvider? time = null, CancellationToken ct = default) =>
+        OpenAsync(path, StoreLimits.Default, time, ct);
+
+    internal static Task<SqliteObjectStore> OpenAsync(string path, StoreLimits limits, TimeProvider? time = null, CancellationToken ct = default) =>
+        StoreTask.Run(() => Open(path, limits, time ?? TimeProvider.System), ct);
+
+    public Task<JsonObject?> GetAsync(ObjectKey key, CancellationToken cancellationToken = default)
+    {
+        StoreErrors.CheckKey(key);
+        return StoreTask.Run(() =>
+        {
+            using var connection = OpenReader();
+            using var command = Command(connection, null, "SELECT rv, json FROM objects WHERE resource = $resource AND namespace = $namespace AND name = $name", key);
+            using var reader = command.ExecuteReader();
+            return reader.Read() ? ParseStored(key, reader.GetInt64(0), reader.GetString(1)) : null;
+        }, cancellationToken);
+    }
+
+    public Task<StoreList> ListAsync(string resource, string? ns, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(resource);
+        return StoreTask.Run(() =>
+        {
+            using var connection = OpenReader();
+
+            // One read transaction: the counter and the rows come from the same snapshot of the file.
+            using var transaction = connection.BeginTransaction(deferred: true);
+            long resourceVersion;
+            using (var counter = Command(connection, transaction, "SELECT resource_version FROM store_info"))
+            {
+                resourceVersion = Convert.ToInt64(counter.ExecuteScalar(), CultureInfo.InvariantCulture);
+            }
+
+            using var command = Command(
+                connection,
+                transaction,
+                ns is null
+                    ? "SELECT namespace, name, json FROM objects WHERE resource = $resource ORDER BY namespace, name"
+                    : "SELECT namespace, name, json FROM objects WHERE resource = $resource AND namespace = $namespace ORDER BY namespace, name");
+            command.Parameters.AddWithValue("$resource", resource);
+            if (ns is not null)
+            {
+                command.Parameters.AddWithValue("$namespace", ns);
+            }
+
+            var items = new List<JsonObject>();
+            var corrupt = new List<string>();
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                var key = new ObjectKey(resource, reader.GetString(0), reader.GetString(1));
+                if (ObjectJson.TryParseStored(reader.GetString(2), out _) is { } obj)
+                {
+                    items.Add(obj);
+                }
+                else
+                {
+                    corrupt.Add(key.ToString());
+                }
+            }
+
+            if (corrupt.Count > 0)
+            {
+                throw new InvalidDataException($"Cannot list {resource}: unreadable stored objects {string.Join(", ", corrupt)} in {_path}; replace or delete them.");
+            }
+
+            return new StoreList(items, resourceVersion);
+        }, cancellationToken);
+    }
+
+    public Task<JsonObject> CreateAsync(ObjectKey key, JsonObject obj, CancellationToken cancellationToken = default)
+    {
+        StoreErrors.CheckKey(key);
+        ArgumentNullException.ThrowIfNull(obj);
+        return WriteAsync((transaction, resourceVersion) =>
+        {
+            if (StoredResourceVersion(transaction, key) is not null)
+            {
+                throw StoreErrors.AlreadyExists(key);
+            }
+
+            return Put(transaction, "INSERT INTO objects (resource, namespace, name, rv, json) VALUES ($resource, $namespace, $name, $rv, $json)", key, obj, resourceVersion, WatchEventType.Added);
+        }, cancellationToken);
+    }
+
+    public Task<JsonObject> UpdateAsync(ObjectKey key, JsonObject obj, long? expectedResourceVersion = null, CancellationToken cancellationToken = default)
+    {
+        StoreErrors.CheckKey(key);
+        ArgumentNullException.ThrowIfNull(obj);
+        return WriteAsync((transaction, resourceVersion) =>
+        {
+            StoreErrors.CheckReplace(key, StoredResourceVersion(transaction, key), expectedResourceVersion, delete: false);
+            return Put(transaction, "UPDATE objects SET rv = $rv, json = $json WHERE resource = $resource AND namespace = $namespace AND name = $name", key, obj, resourceVersion, WatchEventType.Modified);
+        }, cancellationToken);
+    }
+
+    public Task<JsonObject> DeleteAsync(ObjectKey key, long? expectedResourceVersion = null, CancellationToken cancellationToken = default)
+    {
+        StoreErrors.CheckKey(key);
+        return WriteAsync((transaction, resourceVersion) =>
+        {
+            long? stored = null;
+            string? json = null;
+            using (var select = Command(_writer, transaction, "SELECT rv, json FROM objects WHERE resource = $resource AND namespace = $namespace AND name = $name", key))
+            using (var reader = select.ExecuteReader())
+            {
+                if (reader.Read())
+                {
+                    stored = reader.GetInt64(0);
+                    json = reader.GetString(1);
+                }
+            }
+
+            StoreErrors.CheckReplace(key, stored, expectedResourceVersion, delete: true);
+            using (var delete = Command(_writer, transaction, "DELETE FROM objects WHERE resource = $resource AND namespace = $namespace AND name = $name", key))
+            {
+                delete.ExecuteNonQuery();
+            }
+
+            // An unreadable object can still be deleted (that is how it gets cleaned up); watchers then see its identity only.
+            var removed = ObjectJson.TryParseStored(json!, out _) is { } old && old["metadata"] is null or JsonObject
+                ? ObjectJson.Stamp(old, resourceVersion)
+                : ObjectJson.Tombstone(key, resourceVersion);
+            return (new StoredChange(WatchEventType.Deleted, key, resourceVersion, ObjectJson.ToUtf8(removed)), removed);
+        }, cancellationToken);
+    }
+
+    public IAsyncEnumerable<WatchEvent> WatchAsync(string resource, string? ns, long sinceResourceVersion, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _hub.Watch(resource, ns, sinceResourceVersion, cancellationToken);
+    }
+
+    /// <summary>Waits for a write in progress, ends all watches and closes the file.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _writeLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _hub.Close();
+            using (var reader = new SqliteConnection(_readConnectionString))
+            {
+                SqliteConnection.ClearPool(reader);
+            }
+
+            // Closed last, so it is the one that checkpoints the WAL into the file.
+            _writer.Dispose();
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private static SqliteObjectStore Open(string path, StoreLimits limits, TimeProvider time)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        limits.Validate();
+        var fullPath = System.IO.Path.GetFullPath(path);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(fullPath)!);
+
+        var writer = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = fullPath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            // The writer lives as long as the store; pooling it would keep the file open after dispose.
+            Pooling = false,
+        }.ToString());
+        try
+        {
+            writer.Open();
+            var resourceVersion = Prepare(writer, fullPath, time);
+            var readers = new SqliteConnectionStringBuilder
+            {
+                DataSource = fullPath,
+                Mode = SqliteOpenMode.ReadOnly,
+                Pooling = true,
+            }.ToString();
+            return new SqliteObjectStore(writer, readers, resourceVersion, limits);
+        }
+        catch (SqliteException e) when ((e.SqliteErrorCode & 0xFF) is SqliteCorrupt or SqliteNotADatabase)
+        {
+            writer.Dispose();
+            throw new InvalidDataException($"{fullPath} is not a usable EdgeKube store: {e.Message}. Move it aside and restore a backup; it was left untouched.", e);
+        }
+        catch (SqliteException e)
+        {
+            writer.Dispose();
+            throw new IOException($"Cannot open the store {fullPath}: {e.Message}", e);
+        }
+        catch
+        {
+            writer.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Sets the connection up, checks the file and creates the schema; returns the stored resourceVersion.</summary>
+    private static long Prepare(SqliteConnection writer, string path, TimeProvider time)
+    {
+        // Reading user_version is the first touch of the file: a garbage file fails here with "file is not a database".
+        var version = Convert.ToInt32(Scalar(writer, "PRAGMA user_version"), CultureInfo.InvariantCulture);
+        if (version > SchemaVersion)
+        {
+            throw new InvalidDataException($"{path} has store schema {version}, newer than this master understands ({SchemaVersion}).");
+        }
+
+        Scalar(writer, "PRAGMA journal_mode = WAL");
+        Scalar(writer, "PRAGMA synchronous = FULL");
+
+        // SD cards do tear pages; find out now rather than in the middle of serving the cluster.
+        var check = Convert.ToString(Scalar(writer, "PRAGMA quick_check"), CultureInfo.InvariantCulture);
+        if (!string.Equals(check, "ok", StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"{path} is corrupt (quick_check: {check}). Move it aside and restore a backup; it was left untouched.");
+        }
+
+        using (var transaction = writer.BeginTransaction())
+        {
+            using (var schema = Command(writer, transaction, """
+                CREATE TABLE IF NOT EXISTS objects (
+                    resource  TEXT NOT NULL,
+                    namespace TEXT NOT NULL,
+                    name      TEXT NOT NULL,
+                    rv        INTEGER NOT NULL,
+                    json      TEXT NOT NULL,
+                    PRIMARY KEY (resource, namespace, name)
+                ) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS store_info (
+                    id               INTEGER PRIMARY KEY CHECK (id = 1),
+                    resource_version INTEGER NOT NULL,
+                    created          TEXT NOT NULL
+                );
+                INSERT OR IGNORE INTO store_info (id, resource_version, created) VALUES (1, 0, $created);
+                PRAGMA user_version = 1;
+                """))
+            {
+                schema.Parameters.AddWithValue("$created", time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture));
+                schema.ExecuteNonQuery();
+            }
+
+            transaction.Commit();
+        }
+
+        var counter = Convert.ToInt64(Scalar(writer, "SELECT resource_version FROM store_info"), CultureInfo.InvariantCulture);
+
+        // Both are written in every transaction; taking the larger guards against a hand-edited counter reusing versions.
+        var newest = Convert.ToInt64(Scalar(writer, "SELECT coalesce(max(rv), 0) FROM objects"), CultureInfo.InvariantCulture);
+        return Math.Max(counter, newest);
+    }
+
+    private static object? Scalar(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return command.ExecuteScalar();
+    }
+
+    private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? transaction, string sql, ObjectKey? key = null)
+    {
+        var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        if (key is { } k)
+        {
+            command.Parameters.AddWithValue("$resource", k.Resource);
+            command.Parameters.AddWithValue("$namespace", k.Namespace);
+            command.Parameters.AddWithValue("$name", k.Name);
+        }
+
+        return command;
+    }
+
+    private static JsonObject ParseStored(ObjectKey key, long resourceVersion, string json) =>
+        ObjectJson.TryParseStored(json, out var error) ?? throw new InvalidDataException(
+            string.Create(CultureInfo.InvariantCulture, $"Stored object {key} (resourceVersion {resourceVersion}) is unreadable: {error}; replace or delete it."));
+
+    private SqliteConnection OpenReader()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var connection = new SqliteConnection(_readConnectionString);
+        connection.Open();
+        return connection;
+    }
+
+    private long? StoredResourceVersion(SqliteTransaction transaction, ObjectKey key)
+    {
+        using var command = Command(_writer, transaction, "SELECT rv FROM objects WHERE resource = $resource AND namespace = $namespace AND name = $name", key);
+        return command.ExecuteScalar() is { } rv ? Convert.ToInt64(rv, CultureInfo.InvariantCulture) : null;
+    }
+
+    private (StoredChange Change, JsonObject Result) Put(SqliteTransaction transaction, string sql, ObjectKey key, JsonObject obj, long resourceVersion, WatchEventType type)
+    {
+        var stored = ObjectJson.Stamp(obj, resourceVersion);
+        var json = ObjectJson.ToUtf8(stored);
+        using var command = Command(_writer, transaction, sql, key);
+        command.Parameters.AddWithValue("$rv", resourceVersion);
+        command.Parameters.AddWithValue("$json", Encoding.UTF8.GetString(json));
+        command.ExecuteNonQuery();
+        return (new StoredChange(type, key, resourceVersion, json), stored);
+    }
+
+    /// <summary>
+    /// One write: in one transaction, the change and the bumped counter; after the commit, the new
+    /// resourceVersion and the watch event, still under the write lock so watchers see changes in order.
+    /// </summary>
+    private async Task<JsonObject> WriteAsync(Func<SqliteTransaction, long, (StoredChange Change, JsonObject Result)> write, CancellationToken cancellationToken)
+    {
+
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var resourceVersion = _resourceVersion + 1;
+            StoredChange change;
+            JsonObject result;
+            using (var transaction = _writer.BeginTransaction())
+            {
+                (change, result) = write(transaction, resourceVersion);
+                using (var counter = Command(_writer, transaction, "UPDATE store_info SET resource_version = $rv"))
+                {
+                    counter.Parameters.AddWithValue("$rv", resourceVersion);
+                    counter.ExecuteNonQuery();
+                }
+
+                transaction.Commit();
+            }
+
+            Volatile.Write(ref _resourceVersion, resourceVersion);
+            _hub.Publish(change);
+            return result;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+}
