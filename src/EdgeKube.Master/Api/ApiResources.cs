@@ -42,9 +42,6 @@ public static class ApiResources
     public static ApiResource? Find(string group, string version, string plural) =>
         All.FirstOrDefault(r => r.Group == group && r.Version == version && r.Plural == plural);
 
-    public static ApiResource? ByKind(string apiVersion, string kind) =>
-        All.FirstOrDefault(r => r.ApiVersion == apiVersion && r.Kind == kind);
-
     /// <summary>/api: the core group's versions.</summary>
     public static JsonObject ApiVersions(string serverAddress) => new()
     {
