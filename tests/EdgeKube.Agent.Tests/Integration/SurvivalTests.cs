@@ -54,10 +54,26 @@ public sealed class SurvivalTests(ContainerdFixture containerd) : AgentTestBase(
         {
             var pod = await again.WaitForPodAsync($"burst{i}", IsRunning, what: "Running");
             Assert.Single(await SandboxesOf(pod), s => s.State == Cri.V1.PodSandboxState.SandboxReady);
-            await Eventually.Until(async () => (await SandboxesOf(pod)).Count == 1 && (await ContainersOf(pod)).Count == 1, TimeSpan.FromSeconds(30),
-                () => $"duplicates left for burst{i}");
+            // One sandbox and one running container. A start that was in flight when the agent died
+            // may have failed in containerd; that instance stays as the container's lastState, as
+            // kubelet keeps one dead instance, and counts as a restart.
+            await Eventually.Until(async () =>
+                {
+                    var containers = await ContainersOf(pod);
+                    var current = await again.PodAsync($"burst{i}");
+                    var restarts = current is null ? -1 : Status(current, "app").RestartCount;
+                    return (await SandboxesOf(pod)).Count == 1
+                        && containers.Count(c => c.State == Cri.V1.ContainerState.ContainerRunning) == 1
+                        && containers.Count(c => c.State == Cri.V1.ContainerState.ContainerExited) == restarts
+                        && restarts <= 1 && containers.Count == 1 + restarts;
+                }, TimeSpan.FromSeconds(30),
+                () => $"duplicates left for burst{i}: {Describe(SandboxesOf(pod).Result, ContainersOf(pod).Result)}\n{again.Log}");
         }
     }
+
+    private static string Describe(IReadOnlyList<Cri.V1.PodSandbox> sandboxes, IReadOnlyList<Cri.V1.Container> containers) =>
+        "sandboxes [" + string.Join(", ", sandboxes.Select(s => $"{s.Id[..12]} {s.State} attempt {s.Metadata.Attempt}")) + "] containers ["
+        + string.Join(", ", containers.Select(c => $"{c.Id[..12]} {c.State} in {c.PodSandboxId[..12]} attempt {c.Metadata.Attempt}")) + "]";
 
     [Fact]
     public async Task Pods_removed_while_the_agent_was_down_are_removed_when_it_returns()
