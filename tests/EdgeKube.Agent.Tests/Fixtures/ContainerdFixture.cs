@@ -7,7 +7,9 @@ namespace EdgeKube.Agent.Tests.Fixtures;
 /// <summary>
 /// A real containerd of the tests' own: its own root, state, socket and config in a temp directory,
 /// a CNI bridge on a subnet of its own, the locally built busybox and pause images imported, and a
-/// local docker-registry on 127.0.0.1:5000 holding <see cref="RegistryImage"/> for pull tests.
+/// local docker-registry on a free loopback port holding <see cref="RegistryImage"/> for pull tests.
+/// Bridge, subnet and port are chosen per test process, so two test runs on one machine (two
+/// worktrees) do not meet.
 /// Shared by every integration test through the "containerd" collection.
 /// </summary>
 public sealed class ContainerdFixture : IAsyncLifetime
@@ -19,9 +21,15 @@ public sealed class ContainerdFixture : IAsyncLifetime
     public const string PauseImageName = "docker.io/edgekube/pause:test";
 
     /// <summary>An image only the local registry holds: pulling it is a real pull.</summary>
-    public const string RegistryImage = "127.0.0.1:5000/edgekube/busybox:v1";
+    public static string RegistryImage => $"{RegistryAddress}/edgekube/busybox:v1";
 
-    private const string RegistryAddress = "127.0.0.1:5000";
+    private static readonly string RegistryAddress = $"127.0.0.1:{FreeLoopbackPort()}";
+
+    /// <summary>The CNI bridge of this test process.</summary>
+    public static string BridgeName { get; } = $"ektest{Environment.ProcessId % 100000}";
+
+    /// <summary>The pod subnet of this test process: 10.244.200.0/24 to 10.244.249.0/24, one not routed yet.</summary>
+    public static string Subnet { get; } = PickSubnet();
 
     private readonly StringBuilder _log = new();
     private Process? _containerd;
@@ -81,13 +89,14 @@ public sealed class ContainerdFixture : IAsyncLifetime
               "cniVersion": "1.0.0",
               "name": "edgekube-test",
               "plugins": [
-                {"type": "bridge", "bridge": "ektest0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-                 "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.250.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}],
+                {"type": "bridge", "bridge": "BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+                 "ipam": {"type": "host-local", "ranges": [[{"subnet": "SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}],
                           "dataDir": "CNI_DATA"}},
                 {"type": "portmap", "capabilities": {"portMappings": true}}
               ]
             }
-            """.Replace("CNI_DATA", Path.Combine(Root, "cni-ipam"), StringComparison.Ordinal));
+            """.Replace("CNI_DATA", Path.Combine(Root, "cni-ipam"), StringComparison.Ordinal)
+             .Replace("BRIDGE", BridgeName, StringComparison.Ordinal).Replace("SUBNET", Subnet, StringComparison.Ordinal));
 
         var certs = Path.Combine(Root, "certs.d", RegistryAddress);
         Directory.CreateDirectory(certs);
@@ -227,6 +236,30 @@ public sealed class ContainerdFixture : IAsyncLifetime
         await RunAsync("skopeo", "copy", "--quiet", "--dest-tls-verify=false", $"docker-archive:{busyboxArchive}", $"docker://{RegistryImage}");
     }
 
+    private static int FreeLoopbackPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static string PickSubnet()
+    {
+        var routes = File.Exists("/proc/net/route") ? File.ReadAllText("/proc/net/route") : "";
+        for (var i = 0; i < 50; i++)
+        {
+            var octet = 200 + ((Environment.ProcessId + i) % 50);
+            // /proc/net/route holds destinations as little-endian hex: 10.244.N.0 is 00NNF40A.
+            var hex = $"00{octet:X2}F40A";
+            if (!routes.Contains(hex, StringComparison.Ordinal))
+            {
+                return $"10.244.{octet}.0/24";
+            }
+        }
+
+        throw new InvalidOperationException("no free test subnet in 10.244.200.0/24-10.244.249.0/24");
+    }
+
     private static async Task<bool> RegistryAnswersAsync(HttpClient http)
     {
         try
@@ -264,7 +297,7 @@ public sealed class ContainerdFixture : IAsyncLifetime
 
         // Mounts left by snapshots and sandboxes must go before the directory can.
         await RunAsync("sh", "-c", $"grep -o ' {Root}[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l", check: false);
-        await RunAsync("ip", ["link", "delete", "ektest0"], check: false);
+        await RunAsync("ip", ["link", "delete", BridgeName], check: false);
         try
         {
             Directory.Delete(Root, recursive: true);

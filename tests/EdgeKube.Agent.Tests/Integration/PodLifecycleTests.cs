@@ -36,7 +36,7 @@ public sealed class PodLifecycleTests(ContainerdFixture containerd) : AgentTestB
             """);
         var pulled = await Agent.WaitForPodAsync("pull", IsRunning, what: "Running");
         // As kubelet on containerd: a pulled image is identified by its repository digest.
-        Assert.StartsWith("127.0.0.1:5000/edgekube/busybox@sha256:", Status(pulled, "always").ImageID);
+        Assert.StartsWith(registryImage.Replace(":v1", "@sha256:", StringComparison.Ordinal), Status(pulled, "always").ImageID);
         Assert.NotNull(await Containerd.Runtime.ImageStatusAsync(registryImage, CancellationToken.None));
 
         var never = await Agent.WaitForPodAsync("never", p => Status(p, "app").State?.Waiting?.Reason == "ErrImageNeverPull", what: "ErrImageNeverPull");
