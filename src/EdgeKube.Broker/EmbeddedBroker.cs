@@ -1,4 +1,5 @@
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 using MQTTnet.Protocol;
 using MQTTnet.Server;
@@ -9,7 +10,8 @@ namespace EdgeKube.Broker;
 /// The master's embedded MQTT broker (MQTTnet's server): every client authenticates against the
 /// <see cref="CredentialStore"/>, node clients must use their own client id (so no node can take over
 /// another's session), and every publish and subscription is checked against <see cref="NodeAcl"/>.
-/// Listens on loopback unless given another address.
+/// Listens on loopback unless given another address; with a certificate it also serves MQTT over TLS
+/// (mqtts) on a second endpoint.
 /// </summary>
 public sealed partial class EmbeddedBroker : IAsyncDisposable
 {
@@ -18,7 +20,7 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
     private readonly NodeAcl _acl;
     private readonly ILogger _logger;
 
-    public EmbeddedBroker(IPEndPoint endpoint, CredentialStore credentials, NodeAcl acl, ILogger logger)
+    public EmbeddedBroker(IPEndPoint endpoint, CredentialStore credentials, NodeAcl acl, ILogger logger, IPEndPoint? tlsEndpoint = null, X509Certificate2? tlsCertificate = null)
     {
         _credentials = credentials;
         _acl = acl;
@@ -29,6 +31,16 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
         options = endpoint.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
             ? options.WithDefaultEndpointBoundIPV6Address(endpoint.Address).WithDefaultEndpointBoundIPAddress(IPAddress.None)
             : options.WithDefaultEndpointBoundIPAddress(endpoint.Address).WithDefaultEndpointBoundIPV6Address(IPAddress.None);
+        if (tlsEndpoint is not null)
+        {
+            var certificate = tlsCertificate ?? throw new ArgumentException("a TLS endpoint needs a certificate", nameof(tlsCertificate));
+            options = options.WithEncryptedEndpoint().WithEncryptedEndpointPort(tlsEndpoint.Port).WithEncryptionCertificate(certificate)
+                .WithEncryptionSslProtocol(System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13);
+            options = tlsEndpoint.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+                ? options.WithEncryptedEndpointBoundIPV6Address(tlsEndpoint.Address).WithEncryptedEndpointBoundIPAddress(IPAddress.None)
+                : options.WithEncryptedEndpointBoundIPAddress(tlsEndpoint.Address).WithEncryptedEndpointBoundIPV6Address(IPAddress.None);
+        }
+
         _server = new MqttServerFactory().CreateMqttServer(options.Build());
         _server.ValidatingConnectionAsync += ValidateAsync;
         _server.InterceptingPublishAsync += InterceptPublishAsync;

@@ -20,7 +20,9 @@ public static partial class Program
         var dataDir = new Option<string>("--data-dir") { Description = "Where the master keeps its state, PKI, credentials and admin.kubeconfig", DefaultValueFactory = _ => defaults.DataDir, Recursive = true };
         var apiListen = new Option<string>("--api-listen") { Description = "API server address:port", DefaultValueFactory = _ => "127.0.0.1:6443" };
         var mqttListen = new Option<string>("--mqtt-listen") { Description = "Embedded MQTT broker address:port", DefaultValueFactory = _ => "127.0.0.1:1883" };
-        var broker = new Option<string?>("--broker") { Description = "Use this external broker (mqtt://host:port) instead of the embedded one" };
+        var mqttTlsListen = new Option<string?>("--mqtt-tls-listen") { Description = "Also serve MQTT over TLS (mqtts) on address:port, e.g. 0.0.0.0:8883, with the master's CA; join configs then use mqtts" };
+        var broker = new Option<string?>("--broker") { Description = "Use this external broker (mqtt://host:port or mqtts://host:port) instead of the embedded one" };
+        var brokerCa = new Option<string?>("--broker-ca-file") { Description = "PEM file of the CA that signed the external mqtts broker's certificate (default: the system store)" };
         var prefix = new Option<string>("--topic-prefix") { Description = "MQTT topic prefix", DefaultValueFactory = _ => defaults.TopicPrefix };
         var grace = new Option<double>("--node-monitor-grace-period") { Description = "Seconds a node may be silent before it is NotReady", DefaultValueFactory = _ => defaults.NodeMonitorGracePeriod.TotalSeconds };
         var advertise = new Option<string?>("--advertise-address") { Description = "Broker address written into join configs" };
@@ -28,7 +30,7 @@ public static partial class Program
 
         var root = new RootCommand("edgekube-master: the control plane of an EdgeKube fleet (API server for kubectl, scheduler, MQTT broker and bridge)")
         {
-            dataDir, apiListen, mqttListen, broker, prefix, grace, advertise, logLevel,
+            dataDir, apiListen, mqttListen, mqttTlsListen, broker, brokerCa, prefix, grace, advertise, logLevel,
         };
         root.SetAction(async (result, cancellationToken) =>
         {
@@ -38,7 +40,9 @@ public static partial class Program
                 DataDir = Path.GetFullPath(result.GetValue(dataDir)!),
                 ApiListen = ParseEndpoint(result.GetValue(apiListen)!, "--api-listen", errors),
                 MqttListen = ParseEndpoint(result.GetValue(mqttListen)!, "--mqtt-listen", errors),
+                MqttTlsListen = result.GetValue(mqttTlsListen) is { } tlsText ? ParseEndpoint(tlsText, "--mqtt-tls-listen", errors) : null,
                 Broker = ParseBroker(result.GetValue(broker), errors),
+                BrokerCaFile = result.GetValue(brokerCa) is { } caFile ? Path.GetFullPath(caFile) : null,
                 TopicPrefix = result.GetValue(prefix)!,
                 NodeMonitorGracePeriod = TimeSpan.FromSeconds(result.GetValue(grace)),
                 AdvertiseAddress = result.GetValue(advertise),
@@ -46,6 +50,16 @@ public static partial class Program
             if (options.NodeMonitorGracePeriod <= TimeSpan.Zero)
             {
                 errors.Add("--node-monitor-grace-period: must be positive");
+            }
+
+            if (options.BrokerCaFile is { } ca && !IsPemCertificate(ca))
+            {
+                errors.Add($"--broker-ca-file: \"{ca}\" is not a readable PEM certificate");
+            }
+
+            if (options.Broker is not null && options.MqttTlsListen is not null)
+            {
+                errors.Add("--mqtt-tls-listen: the embedded broker is not used with --broker");
             }
 
             if (errors.Count > 0)
@@ -104,6 +118,10 @@ public static partial class Program
             var url = result.GetValue(brokerUrl) ?? info?.BrokerUrl ?? "mqtt://127.0.0.1:1883";
             var credentials = new CredentialStore(dir);
             var password = credentials.Create(name);
+            // For mqtts, the CA that signed the broker's certificate: the node trusts exactly that.
+            var caData = url.StartsWith("mqtts://", StringComparison.Ordinal) && info?.BrokerCaPem is { Length: > 0 } caPem
+                ? $"\n  caData: {Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(caPem))}"
+                : "";
             Console.Out.Write($"""
                 # Join config for node {name}: copy to the board as /etc/edgekube/agent.yaml, then run edgekube-agent --config /etc/edgekube/agent.yaml
                 apiVersion: edgekube.io/v1
@@ -113,7 +131,7 @@ public static partial class Program
                   url: {url}
                   username: {name}
                   password: {password}
-                  topicPrefix: {info?.TopicPrefix ?? defaults.TopicPrefix}
+                  topicPrefix: {info?.TopicPrefix ?? defaults.TopicPrefix}{caData}
 
                 """);
             return 0;
@@ -137,13 +155,14 @@ public static partial class Program
         var mosquitto = new Option<string>("--mosquitto") { Description = "Directory to write mosquitto's password, ACL and config files into", Required = true };
         var mqttPort = new Option<int>("--port") { Description = "Port mosquitto listens on", DefaultValueFactory = _ => 1883 };
         var bind = new Option<string>("--bind-address") { Description = "Address mosquitto listens on", DefaultValueFactory = _ => "127.0.0.1" };
-        var brokerConfig = new Command("broker-config", "Write the password and ACL files for an external mosquitto with the same rules as the embedded broker") { mosquitto, mqttPort, bind, prefix };
+        var runAs = new Option<string?>("--user") { Description = "mosquitto's user setting (the user it drops to; it must be able to read the files). Default: mosquitto's own" };
+        var brokerConfig = new Command("broker-config", "Write the password and ACL files for an external mosquitto with the same rules as the embedded broker") { mosquitto, mqttPort, bind, prefix, runAs };
         brokerConfig.SetAction(result =>
         {
             var dir = Path.GetFullPath(result.GetValue(dataDir)!);
             var credentials = new CredentialStore(dir);
             Hosting.MasterHost.MasterMqttPassword(dir, credentials);
-            var written = MosquittoConfig.Write(Path.GetFullPath(result.GetValue(mosquitto)!), credentials, new NodeAcl(result.GetValue(prefix)!), result.GetValue(mqttPort), result.GetValue(bind)!);
+            var written = MosquittoConfig.Write(Path.GetFullPath(result.GetValue(mosquitto)!), credentials, new NodeAcl(result.GetValue(prefix)!), result.GetValue(mqttPort), result.GetValue(bind)!, result.GetValue(runAs));
             foreach (var file in written)
             {
                 Console.Out.WriteLine(file);
@@ -168,6 +187,19 @@ public static partial class Program
         }
     }
 
+    private static bool IsPemCertificate(string path)
+    {
+        try
+        {
+            using var certificate = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(path));
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            return false;
+        }
+    }
+
     private static IPEndPoint ParseEndpoint(string text, string flag, List<string> errors)
     {
         if (IPEndPoint.TryParse(text, out var endpoint) && endpoint.Port > 0)
@@ -186,12 +218,12 @@ public static partial class Program
             return null;
         }
 
-        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme == "mqtt")
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "mqtt" or "mqtts")
         {
             return uri;
         }
 
-        errors.Add($"--broker: \"{text}\" must be mqtt://host:port");
+        errors.Add($"--broker: \"{text}\" must be mqtt://host:port or mqtts://host:port");
         return null;
     }
 

@@ -74,6 +74,11 @@ public sealed record JoinConfig
                 throw new InvalidConfigException($"--config {path}: broker.username and broker.password are required (every MQTT client authenticates)");
             }
 
+            if (broker.CaData is { Length: > 0 } && DecodeCa(broker.CaData) is null)
+            {
+                throw new InvalidConfigException($"--config {path}: broker.caData is not a PEM certificate or the base64 of one");
+            }
+
             if (broker.KeepAliveSeconds is < 1 or > 3600)
             {
                 throw new InvalidConfigException($"--config {path}: broker.keepAliveSeconds must be between 1 and 3600");
@@ -91,11 +96,7 @@ public sealed record JoinConfig
             return null;
         }
 
-        string? pem = null;
-        if (b.CaData is { Length: > 0 } data)
-        {
-            pem = data.Contains("-----BEGIN", StringComparison.Ordinal) ? data : System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(data));
-        }
+        var pem = b.CaData is { Length: > 0 } data ? DecodeCa(data) : null;
 
         return new BrokerOptions
         {
@@ -106,6 +107,21 @@ public sealed record JoinConfig
             TopicPrefix = b.TopicPrefix ?? Protocol.Topics.DefaultPrefix,
             KeepAlive = TimeSpan.FromSeconds(b.KeepAliveSeconds ?? 15),
         };
+    }
+
+    /// <summary>The PEM of a CA given as PEM or as base64 of PEM; null when it is neither or holds no certificate.</summary>
+    private static string? DecodeCa(string data)
+    {
+        try
+        {
+            var pem = data.Contains("-----BEGIN", StringComparison.Ordinal) ? data : System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(data));
+            using var certificate = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(pem);
+            return pem;
+        }
+        catch (Exception e) when (e is FormatException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            return null;
+        }
     }
 }
 

@@ -173,7 +173,7 @@ public sealed partial class ProbeManager(IContainerRuntime runtime, TimeProvider
 
                 using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token).ConfigureAwait(false);
                 var code = (int)response.StatusCode;
-                return (code is >= 200 and < 400, $"HTTP probe failed with statuscode: {code}");
+                return code is >= 200 and < 400 ? (true, "") : (false, $"HTTP probe failed with statuscode: {code}");
             }
 
             if (probe.TcpSocket is { } tcp)

@@ -348,6 +348,8 @@ public sealed partial class ApiServer(
         context.Response.ContentType = "application/json";
         context.Response.Headers.CacheControl = "no-cache, private";
         await context.Response.StartAsync(cts.Token).ConfigureAwait(false);
+        // The headers go out now, as the API server sends them: a client knows its watch is open before any event.
+        await context.Response.Body.FlushAsync(cts.Token).ConfigureAwait(false);
 
         var first = true;
         // A watch without a resourceVersion starts with the current state as ADDED events, as the API server does.

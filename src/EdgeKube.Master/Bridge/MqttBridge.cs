@@ -15,7 +15,11 @@ using MQTTnet.Protocol;
 namespace EdgeKube.Master.Bridge;
 
 /// <summary>Where the master's MQTT client connects, as whom.</summary>
-public sealed record BridgeOptions(Uri Broker, string Username, string Password, string TopicPrefix);
+public sealed record BridgeOptions(Uri Broker, string Username, string Password, string TopicPrefix)
+{
+    /// <summary>For mqtts: PEM of the CA that signed the broker's certificate; the system store when null.</summary>
+    public string? CaPem { get; init; }
+}
 
 /// <summary>What the bridge has heard from a node (presence, lease): the node lifecycle controller reads it.</summary>
 public sealed record NodeLiveness(DateTimeOffset? LastLease, DateTimeOffset? LastStatus, bool Offline);
@@ -118,14 +122,27 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
 
     private async Task ConnectAsync(CancellationToken cancellationToken)
     {
-        var options = new MqttClientOptionsBuilder()
+        var tls = _options.Broker.Scheme == "mqtts";
+        var builder = new MqttClientOptionsBuilder()
             .WithClientId("edgekube-master")
             .WithProtocolVersion(MqttProtocolVersion.V500)
             .WithCredentials(_options.Username, _options.Password)
             .WithKeepAlivePeriod(TimeSpan.FromSeconds(15))
             .WithCleanStart(true)
-            .WithTcpServer(_options.Broker.Host, _options.Broker.Port > 0 ? _options.Broker.Port : 1883)
-            .Build();
+            .WithTcpServer(_options.Broker.Host, _options.Broker.Port > 0 ? _options.Broker.Port : tls ? 8883 : 1883);
+        if (tls)
+        {
+            builder = builder.WithTlsOptions(o =>
+            {
+                o.UseTls();
+                if (_options.CaPem is { Length: > 0 } pem)
+                {
+                    o.WithTrustChain([System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(pem)]);
+                }
+            });
+        }
+
+        var options = builder.Build();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(15));
         var result = await _client.ConnectAsync(options, timeout.Token).ConfigureAwait(false);

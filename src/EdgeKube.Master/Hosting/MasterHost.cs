@@ -24,8 +24,14 @@ public sealed record MasterOptions
     /// <summary><c>--mqtt-listen</c>: the embedded broker's address and port.</summary>
     public IPEndPoint MqttListen { get; init; } = new(IPAddress.Loopback, 1883);
 
-    /// <summary><c>--broker</c>: an external broker instead of the embedded one.</summary>
+    /// <summary><c>--mqtt-tls-listen</c>: the embedded broker's MQTT-over-TLS address and port (off unless set); join configs then use mqtts.</summary>
+    public IPEndPoint? MqttTlsListen { get; init; }
+
+    /// <summary><c>--broker</c>: an external broker instead of the embedded one (mqtt:// or mqtts://).</summary>
     public Uri? Broker { get; init; }
+
+    /// <summary><c>--broker-ca-file</c>: the CA (PEM) that signed an external mqtts broker's certificate; the system store when unset.</summary>
+    public string? BrokerCaFile { get; init; }
 
     /// <summary><c>--topic-prefix</c>.</summary>
     public string TopicPrefix { get; init; } = Topics.DefaultPrefix;
@@ -38,7 +44,11 @@ public sealed record MasterOptions
 }
 
 /// <summary>What a running master records for its CLI (<c>node add</c> prints the broker URL from it).</summary>
-public sealed record MasterInfo(string ApiUrl, string BrokerUrl, string TopicPrefix);
+public sealed record MasterInfo(string ApiUrl, string BrokerUrl, string TopicPrefix)
+{
+    /// <summary>PEM of the CA that signed the broker's certificate, for mqtts join configs.</summary>
+    public string? BrokerCaPem { get; init; }
+}
 
 /// <summary>Starts and runs everything the master is: store, PKI, broker, bridge, API server, controllers.</summary>
 public sealed partial class MasterHost(MasterOptions options, ILoggerFactory loggers, TimeProvider time)
@@ -65,23 +75,34 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
         }
         else
         {
-            broker = new EmbeddedBroker(options.MqttListen, credentials, new NodeAcl(options.TopicPrefix), loggers.CreateLogger<EmbeddedBroker>());
+            broker = new EmbeddedBroker(options.MqttListen, credentials, new NodeAcl(options.TopicPrefix), loggers.CreateLogger<EmbeddedBroker>(),
+                options.MqttTlsListen, options.MqttTlsListen is null ? null : pki.Server);
             await broker.StartAsync().ConfigureAwait(false);
             var host = options.MqttListen.Address.Equals(IPAddress.Any) ? "127.0.0.1" : options.MqttListen.Address.ToString();
             brokerUrl = new Uri($"mqtt://{host}:{options.MqttListen.Port}");
             LogBroker(options.MqttListen.ToString());
+            if (options.MqttTlsListen is { } tls)
+            {
+                LogBrokerTls(tls.ToString());
+            }
         }
 
-        await using var bridge = new MqttBridge(new BridgeOptions(brokerUrl, NodeAcl.MasterUser, masterPassword, options.TopicPrefix), store, time, loggers.CreateLogger<MqttBridge>());
+        var brokerCa = options.Broker is not null && options.BrokerCaFile is { } caFile ? File.ReadAllText(caFile) : null;
+        await using var bridge = new MqttBridge(new BridgeOptions(brokerUrl, NodeAcl.MasterUser, masterPassword, options.TopicPrefix) { CaPem = brokerCa }, store, time, loggers.CreateLogger<MqttBridge>());
         await using var api = new ApiServer(store, admin, pki, options.ApiListen, bridge, time, loggers);
         await api.StartAsync(cancellationToken).ConfigureAwait(false);
         var kubeconfig = admin.WriteKubeconfig(options.DataDir, api.Url, pki.CaPem);
 
         var advertised = options.AdvertiseAddress
             ?? (options.MqttListen.Address.Equals(IPAddress.Any) ? NodeAddress() : options.MqttListen.Address.ToString());
-        var joinBroker = options.Broker?.ToString().TrimEnd('/') ?? $"mqtt://{advertised}:{options.MqttListen.Port}";
+        var advertisedTls = options.AdvertiseAddress
+            ?? (options.MqttTlsListen?.Address.Equals(IPAddress.Any) == true ? NodeAddress() : options.MqttTlsListen?.Address.ToString());
+        var joinBroker = options.Broker?.ToString().TrimEnd('/')
+            ?? (options.MqttTlsListen is { } tlsListen ? $"mqtts://{advertisedTls}:{tlsListen.Port}" : $"mqtt://{advertised}:{options.MqttListen.Port}");
+        // The CA a node needs to trust the broker: ours for the embedded broker, the given one for an external broker.
+        var joinCa = options.Broker is null ? (options.MqttTlsListen is null ? null : pki.CaPem) : brokerCa;
         MasterPki.WriteSecret(Path.Combine(options.DataDir, MasterInfoFile),
-            JsonSerializer.Serialize(new MasterInfo(api.Url, joinBroker, options.TopicPrefix), MasterJson.Default.MasterInfo));
+            JsonSerializer.Serialize(new MasterInfo(api.Url, joinBroker, options.TopicPrefix) { BrokerCaPem = joinCa }, MasterJson.Default.MasterInfo));
         LogReady(api.Url, kubeconfig);
 
         var events = new EventRecorder(store, time);
@@ -245,6 +266,9 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
 
     [LoggerMessage(EventId = 6000, Level = LogLevel.Information, Message = "Embedded MQTT broker listening on {Endpoint}")]
     private partial void LogBroker(string endpoint);
+
+    [LoggerMessage(EventId = 6005, Level = LogLevel.Information, Message = "Embedded MQTT broker listening for TLS (mqtts) on {Endpoint}")]
+    private partial void LogBrokerTls(string endpoint);
 
     [LoggerMessage(EventId = 6001, Level = LogLevel.Information, Message = "Master ready: API {Url}; kubectl --kubeconfig {Kubeconfig}")]
     private partial void LogReady(string url, string kubeconfig);

@@ -55,6 +55,13 @@ public sealed class MasterProcess : IAsyncDisposable
         return output;
     }
 
+    /// <summary>Runs an <c>edgekube-master</c> command (<c>node add</c>, <c>broker-config</c>, ...) on this master's data dir.</summary>
+    public Task<(int Code, string Output)> CliAsync(params string[] args) =>
+        RunAsync("dotnet", [MasterDll, .. args, "--data-dir", DataDir]);
+
+    /// <summary>Starts a long-running kubectl (<c>get -w</c>, <c>logs -f</c>) against this master.</summary>
+    public StreamingProcess KubectlStream(params string[] args) => new("kubectl", ["--kubeconfig", Kubeconfig, .. args]);
+
     /// <summary>Runs the real kubectl with the master's admin kubeconfig; returns exit code and combined output.</summary>
     public Task<(int Code, string Output)> KubectlAsync(params string[] args) =>
         RunAsync("kubectl", ["--kubeconfig", Kubeconfig, "--request-timeout=20s", .. args]);
