@@ -47,6 +47,7 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
         }
 
         var sets = (await writer.Store.ListAsync(ReplicaSets.StoreName, null, cancellationToken).ConfigureAwait(false)).Items;
+        var pods = (await writer.Store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false)).Items;
         DateTimeOffset? next = null;
         foreach (var d in deployments)
         {
@@ -56,7 +57,9 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
             }
 
             var owned = sets.Where(rs => rs.Namespace() == d.Namespace() && Pods.ControllerUid(rs) == d.Uid() && !Pods.IsTerminating(rs)).ToList();
-            var at = await ControllerLoop.GuardAsync(() => SyncAsync(d, owned, cancellationToken), d, LogObjectFailed).ConfigureAwait(false);
+            var ownedUids = owned.Select(rs => rs.Uid()).ToHashSet(StringComparer.Ordinal);
+            var podsOfSets = pods.Where(p => p.Namespace() == d.Namespace() && Pods.ControllerUid(p) is { } uid && ownedUids.Contains(uid)).ToList();
+            var at = await ControllerLoop.GuardAsync(() => SyncAsync(d, owned, podsOfSets, cancellationToken), d, LogObjectFailed).ConfigureAwait(false);
             if (at is { } t && (next is null || t < next))
             {
                 next = t;
@@ -66,7 +69,7 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
         return next;
     }
 
-    private async Task<DateTimeOffset?> SyncAsync(JsonObject d, List<JsonObject> owned, CancellationToken cancellationToken)
+    private async Task<DateTimeOffset?> SyncAsync(JsonObject d, List<JsonObject> owned, List<JsonObject> pods, CancellationToken cancellationToken)
     {
         var spec = d["spec"] as JsonObject ?? [];
         var template = spec["template"] as JsonObject ?? [];
@@ -117,7 +120,9 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
             var recreate = spec["strategy"]?["type"]?.GetValue<string>() == "Recreate";
             if (recreate)
             {
-                await RecreateAsync(d, newRs, old, replicas, cancellationToken).ConfigureAwait(false);
+                var oldUids = old.Select(rs => rs.Uid()).ToHashSet(StringComparer.Ordinal);
+                var oldPodsRunning = pods.Any(p => oldUids.Contains(Pods.ControllerUid(p)!) && Pods.Phase(p) is not ("Succeeded" or "Failed"));
+                await RecreateAsync(d, newRs, old, replicas, oldPodsRunning, cancellationToken).ConfigureAwait(false);
             }
             else
             {
@@ -183,7 +188,8 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
         long start;
         if (d["spec"]?["strategy"]?["type"]?.GetValue<string>() == "Recreate")
         {
-            start = old.Sum(SpecReplicas) == 0 ? replicas : 0;
+            // Scaled up by RecreateAsync once the old pods are gone.
+            start = 0;
         }
         else
         {
@@ -339,14 +345,15 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
     }
 
     /// <summary>recreate.go: old sets to zero, and the new one up only once no old pod is left.</summary>
-    private async Task RecreateAsync(JsonObject d, JsonObject newRs, List<JsonObject> old, long replicas, CancellationToken cancellationToken)
+    private async Task RecreateAsync(JsonObject d, JsonObject newRs, List<JsonObject> old, long replicas, bool oldPodsRunning, CancellationToken cancellationToken)
     {
         foreach (var rs in old.Where(rs => SpecReplicas(rs) > 0))
         {
             await ScaleAsync(d, rs, 0, replicas, 0, cancellationToken).ConfigureAwait(false);
         }
 
-        if (old.All(rs => StatusCount(rs, "replicas") == 0 && SpecReplicas(rs) == 0))
+        // Terminating pods count: no new pod starts while an old one may still run.
+        if (!oldPodsRunning && old.All(rs => SpecReplicas(rs) == 0))
         {
             await ScaleAsync(d, newRs, replicas, replicas, 0, cancellationToken).ConfigureAwait(false);
         }
