@@ -432,6 +432,14 @@ public sealed partial class ApiServer(
 
     private async Task<JsonObject> ReadBodyAsync(HttpContext context)
     {
+        if ((context.Request.ContentType ?? string.Empty).StartsWith(Protobuf.KubeProtobuf.MediaType, StringComparison.Ordinal))
+        {
+            // kubectl's typed clients (create namespace, create deployment, create job) send protobuf.
+            using var buffer = new MemoryStream();
+            await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+            return Protobuf.KubeProtobuf.Decode(buffer.ToArray());
+        }
+
         using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
         var text = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
         var node = JsonNode.Parse(text) ?? throw ApiError.BadRequest("the request body is empty");

@@ -9,7 +9,7 @@ namespace EdgeKube.Agent.Tests.Integration;
 [Collection("containerd")]
 public sealed class WorkloadTests(ContainerdFixture containerd) : AgentTestBase(containerd)
 {
-    private const string Node = "work-node";
+    private const string Node = "test-node"; // the name AgentProcess gives its agent
     private const string Forever = "trap 'exit 0' TERM; while true; do sleep 1; done";
     private MasterProcess _master = null!;
 
@@ -118,7 +118,7 @@ public sealed class WorkloadTests(ContainerdFixture containerd) : AgentTestBase(
     public async Task DaemonSets_jobs_and_namespaces_work_with_kubectl()
     {
         Assert.Contains("namespace/sensors created", await Kubectl("create", "namespace", "sensors"));
-        await ApplyAsync($$"""
+        await ApplyAsync($$$"""
             apiVersion: apps/v1
             kind: DaemonSet
             metadata: {name: collector, namespace: sensors}
@@ -130,8 +130,8 @@ public sealed class WorkloadTests(ContainerdFixture containerd) : AgentTestBase(
                   terminationGracePeriodSeconds: 2
                   containers:
                   - name: collector
-                    image: "{{Image}}"
-                    command: [sh, -c, "{{Forever}}"]
+                    image: "{{{Image}}}"
+                    command: [sh, -c, "{{{Forever}}}"]
             """);
         await UntilAsync(async () => (await _master.KubectlAsync("get", "ds", "collector", "-n", "sensors")).Output is var o && System.Text.RegularExpressions.Regex.IsMatch(o, @"(?m)^collector\s+1\s+1\s+1\s+1\s+1\s+"),
             "the daemon set never had its pod ready on the node");
@@ -145,7 +145,7 @@ public sealed class WorkloadTests(ContainerdFixture containerd) : AgentTestBase(
         Assert.Matches(@"(?m)^once\s+Complete\s+1/1\s+", await Kubectl("get", "jobs", "-n", "sensors"));
         Assert.Contains("measured 21.5", await Kubectl("logs", "job/once", "-n", "sensors"));
 
-        await ApplyAsync($$"""
+        await ApplyAsync($$$"""
             apiVersion: batch/v1
             kind: Job
             metadata: {name: broken, namespace: sensors}
@@ -156,7 +156,7 @@ public sealed class WorkloadTests(ContainerdFixture containerd) : AgentTestBase(
                   restartPolicy: Never
                   containers:
                   - name: probe
-                    image: "{{Image}}"
+                    image: "{{{Image}}}"
                     command: [sh, -c, "exit 3"]
             """);
         Assert.Contains("condition met", await Kubectl("wait", "--for=condition=failed", "job/broken", "-n", "sensors", "--timeout=120s"));
