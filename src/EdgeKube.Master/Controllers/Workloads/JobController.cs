@@ -84,6 +84,15 @@ public sealed partial class JobController(ObjectWriter writer, EventRecorder eve
             status["startTime"] ??= nowText;
         }
 
+        if (suspended && !finished)
+        {
+            ControllerLoop.SetCondition(status, new JsonObject { ["type"] = "Suspended", ["status"] = "True", ["lastProbeTime"] = nowText, ["lastTransitionTime"] = nowText, ["reason"] = "JobSuspended", ["message"] = "Job suspended" });
+        }
+        else if (Pods.Condition(job, "Suspended")?.Str("status") == "True")
+        {
+            ControllerLoop.SetCondition(status, new JsonObject { ["type"] = "Suspended", ["status"] = "False", ["lastProbeTime"] = nowText, ["lastTransitionTime"] = nowText, ["reason"] = "JobResumed", ["message"] = "Job resumed" });
+        }
+
         if (finished || suspended)
         {
             // A finished or suspended job runs nothing.
