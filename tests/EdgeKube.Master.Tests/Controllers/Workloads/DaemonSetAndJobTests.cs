@@ -203,4 +203,24 @@ public sealed class DaemonSetAndJobTests : IAsyncLifetime
         Assert.Equal("Job was active longer than specified deadline", failed?.Str("message"));
         Assert.Empty(await _h.ActivePodsAsync());
     }
+
+    [Fact]
+    public async Task Suspending_a_job_stops_its_pods_and_resuming_starts_them_again()
+    {
+        await _h.CreateAsync("jobs", Job("\"parallelism\": 2, \"completions\": 4,"));
+        await _h.SyncAsync();
+        Assert.Equal(2, (await _h.ActivePodsAsync()).Count);
+
+        await _h.UpdateSpecAsync("jobs", "job", j => j["spec"]!["suspend"] = true);
+        await _h.SyncAsync();
+        Assert.Empty(await _h.ActivePodsAsync());
+        var suspended = Pods.Condition(await _h.GetAsync("jobs", "job"), "Suspended");
+        Assert.Equal("True", suspended?.Str("status"));
+        Assert.Equal("JobSuspended", suspended?.Str("reason"));
+
+        await _h.UpdateSpecAsync("jobs", "job", j => j["spec"]!["suspend"] = false);
+        await _h.SyncAsync();
+        Assert.Equal(2, (await _h.ActivePodsAsync()).Count);
+        Assert.Equal("JobResumed", Pods.Condition(await _h.GetAsync("jobs", "job"), "Suspended")?.Str("reason"));
+    }
 }
