@@ -354,6 +354,9 @@ public sealed partial class ApiServer(
         context.Response.ContentType = "application/json";
         context.Response.Headers.CacheControl = "no-cache, private";
         await context.Response.StartAsync(cts.Token).ConfigureAwait(false);
+        // Send the headers now: client-go's reflectors (kubectl rollout status) cannot cancel a watch request
+        // before its response starts, and wait for it before exiting.
+        await context.Response.Body.FlushAsync(cts.Token).ConfigureAwait(false);
 
         var first = true;
         // A watch without a resourceVersion starts with the current state as ADDED events, as the API server does.

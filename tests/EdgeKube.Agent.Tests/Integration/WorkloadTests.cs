@@ -137,6 +137,7 @@ public sealed class WorkloadTests(ContainerdFixture containerd) : AgentTestBase(
             "the daemon set never had its pod ready on the node");
         Assert.Matches(@"(?m)^NAME\s+DESIRED\s+CURRENT\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+NODE SELECTOR\s+AGE", await Kubectl("get", "ds", "-n", "sensors"));
         Assert.Equal(Node, await Jsonpath("pods", "{.items[0].spec.nodeName}", "-n", "sensors", "-l", "app=collector"));
+        Assert.Contains("daemon set \"collector\" successfully rolled out", await Kubectl("rollout", "status", "ds/collector", "-n", "sensors", "--timeout=60s"));
         // Namespaces scope names: the default namespace has no daemon set.
         Assert.Contains("No resources found in default namespace", await Kubectl("get", "ds"));
 
@@ -163,9 +164,19 @@ public sealed class WorkloadTests(ContainerdFixture containerd) : AgentTestBase(
         Assert.Equal("BackoffLimitExceeded", await Jsonpath("job/broken", "{.status.conditions[?(@.type==\"Failed\")].reason}", "-n", "sensors"));
         Assert.Matches(@"(?m)^broken\s+Failed\s+0/1\s+", await Kubectl("get", "jobs", "-n", "sensors"));
 
+        // --cascade=orphan leaves the deployment's replica set (and its pod) without an owner; --cascade=foreground
+        // returns once the job's pods are gone.
+        await Kubectl("create", "deployment", "keep", "-n", "sensors", "--image", Image, "--", "sh", "-c", Forever);
+        await Kubectl("rollout", "status", "deployment/keep", "-n", "sensors", "--timeout=120s");
+        Assert.Contains("deployment.apps \"keep\" deleted", await Kubectl("delete", "deployment", "keep", "-n", "sensors", "--cascade=orphan", "--timeout=60s"));
+        Assert.StartsWith("keep-", await Jsonpath("rs", "{.items[*].metadata.name}", "-n", "sensors", "-l", "app=keep"));
+        Assert.Equal(string.Empty, await Jsonpath("rs", "{.items[*].metadata.ownerReferences}", "-n", "sensors", "-l", "app=keep"));
+        Assert.Contains("job.batch \"once\" deleted", await Kubectl("delete", "job", "once", "-n", "sensors", "--cascade=foreground", "--timeout=120s"));
+        Assert.Equal(string.Empty, await Jsonpath("pods", "{.items[*].metadata.name}", "-n", "sensors", "-l", "job-name=once"));
+
         var all = await Kubectl("get", "deploy,rs,ds,jobs", "-n", "sensors");
         Assert.Contains("daemonset.apps/collector", all);
-        Assert.Contains("job.batch/once", all);
+        Assert.Contains("replicaset.apps/keep-", all);
         Assert.Contains("job.batch/broken", all);
 
         // Deleting the namespace removes what is in it, then the namespace itself.

@@ -392,7 +392,8 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
         status["updatedReplicas"] = updated;
         status["readyReplicas"] = ready;
         status["availableReplicas"] = available;
-        status["unavailableReplicas"] = Math.Max(0, total - available);
+        // As calculateStatus: the sets' desired sizes less what is available.
+        status["unavailableReplicas"] = Math.Max(0, all.Sum(SpecReplicas) - available);
         foreach (var zero in new[] { "replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas" })
         {
             // Go's omitempty: zero counts are left out, as kube-apiserver serialises them.
