@@ -36,7 +36,19 @@ public static class ApiResources
         new("", "v1", "events", "event", "Event", true, AllVerbs, ["ev"], []),
         // Listed so that `kubectl cluster-info` (which lists kube-system services) works; EdgeKube runs no service proxy.
         new("", "v1", "services", "service", "Service", true, ["get", "list", "watch"], ["svc"], [], Stored: false, Categories: ["all"]),
+        new("apps", "v1", "deployments", "deployment", "Deployment", true, AllVerbs, ["deploy"], ["status", "scale"], Categories: ["all"]),
+        new("apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, AllVerbs, ["rs"], ["status", "scale"], Categories: ["all"]),
+        new("apps", "v1", "daemonsets", "daemonset", "DaemonSet", true, AllVerbs, ["ds"], ["status"], Categories: ["all"]),
+        new("batch", "v1", "jobs", "job", "Job", true, AllVerbs, [], ["status"], Categories: ["all"]),
     ];
+
+    /// <summary>Finds a stored resource by its kind and apiVersion's group (ownerReferences name their owners this way).</summary>
+    public static ApiResource? ByKind(string apiVersion, string kind)
+    {
+        var slash = apiVersion.IndexOf('/', StringComparison.Ordinal);
+        var group = slash < 0 ? string.Empty : apiVersion[..slash];
+        return All.FirstOrDefault(r => r.Group == group && r.Kind == kind && r.Stored);
+    }
 
     /// <summary>Finds a resource by group, version and plural.</summary>
     public static ApiResource? Find(string group, string version, string plural) =>
@@ -191,14 +203,22 @@ public static class ApiResources
                     "scale" => ("Scale", new[] { "get", "patch", "update" }),
                     _ => (r.Kind, new[] { "get", "patch", "update" }),
                 };
-                list.Add(new JsonObject
+                var subEntry = new JsonObject
                 {
                     ["name"] = $"{r.Plural}/{sub}",
                     ["singularName"] = string.Empty,
                     ["namespaced"] = r.Namespaced,
                     ["kind"] = kind,
                     ["verbs"] = new JsonArray([.. verbs.Select(v => (JsonNode)v)]),
-                });
+                };
+                if (sub == "scale")
+                {
+                    // kubectl scale's client reads the Scale's group/version from here (autoscaling/v1, as kube-apiserver).
+                    subEntry["group"] = "autoscaling";
+                    subEntry["version"] = "v1";
+                }
+
+                list.Add(subEntry);
             }
         }
 

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -40,6 +39,7 @@ public sealed partial class ApiServer(
     private const int MaxBodyBytes = 3 * 1024 * 1024;
     private static readonly JsonSerializerOptions Compact = new() { WriteIndented = false };
     private readonly ILogger<ApiServer> _logger = loggers.CreateLogger<ApiServer>();
+    private readonly ObjectWriter _writer = new(store, time);
     private WebApplication? _app;
 
     /// <summary>The URL clients use, with the port actually bound.</summary>
@@ -220,6 +220,12 @@ public sealed partial class ApiServer(
                 }
 
                 return;
+            case "GET" when sub == "scale":
+                await WriteJsonAsync(context, Scale(target.Resource, await LoadAsync(target, context.RequestAborted).ConfigureAwait(false))).ConfigureAwait(false);
+                return;
+            case "PUT" or "PATCH" when sub == "scale":
+                await UpdateScaleAsync(context, target).ConfigureAwait(false);
+                return;
             case "GET" when sub == "log":
                 await LogsAsync(context, target).ConfigureAwait(false);
                 return;
@@ -348,7 +354,8 @@ public sealed partial class ApiServer(
         context.Response.ContentType = "application/json";
         context.Response.Headers.CacheControl = "no-cache, private";
         await context.Response.StartAsync(cts.Token).ConfigureAwait(false);
-        // The headers go out now, as the API server sends them: a client knows its watch is open before any event.
+        // Send the headers now: client-go's reflectors (kubectl rollout status) cannot cancel a watch request
+        // before its response starts, and wait for it before exiting.
         await context.Response.Body.FlushAsync(cts.Token).ConfigureAwait(false);
 
         var first = true;
@@ -428,6 +435,14 @@ public sealed partial class ApiServer(
 
     private async Task<JsonObject> ReadBodyAsync(HttpContext context)
     {
+        if ((context.Request.ContentType ?? string.Empty).StartsWith(Protobuf.KubeProtobuf.MediaType, StringComparison.Ordinal))
+        {
+            // kubectl's typed clients (create namespace, create deployment, create job) send protobuf.
+            using var buffer = new MemoryStream();
+            await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+            return Protobuf.KubeProtobuf.Decode(buffer.ToArray());
+        }
+
         using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
         var text = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
         var node = JsonNode.Parse(text) ?? throw ApiError.BadRequest("the request body is empty");
@@ -442,98 +457,14 @@ public sealed partial class ApiServer(
         }
 
         var obj = await ReadBodyAsync(context).ConfigureAwait(false);
-        var meta = obj.Metadata();
         CheckKind(obj, target.Resource);
-        if (target.Resource.Namespaced)
-        {
-            var bodyNs = meta.Str("namespace");
-            if (bodyNs is { Length: > 0 } && bodyNs != target.Namespace)
-            {
-                throw ApiError.BadRequest($"the namespace of the provided object does not match the namespace sent on the request");
-            }
-
-            meta["namespace"] = target.Namespace;
-            if (await store.GetAsync(new ObjectKey("namespaces", string.Empty, target.Namespace!), context.RequestAborted).ConfigureAwait(false) is not { } nsObj)
-            {
-                throw new ApiError(404, "NotFound", $"namespaces \"{target.Namespace}\" not found", target.Namespace, "namespaces");
-            }
-
-            if (nsObj["status"]?["phase"]?.GetValue<string>() == "Terminating")
-            {
-                throw new ApiError(403, "Forbidden", $"{target.Resource.Plural} \"{obj.Name()}\" is forbidden: unable to create new content in namespace {target.Namespace} because it is being terminated");
-            }
-        }
-        else
-        {
-            meta.Remove("namespace");
-        }
-
-        if (string.IsNullOrEmpty(meta.Str("name")) && meta.Str("generateName") is { Length: > 0 } prefix)
-        {
-            meta["name"] = prefix + RandomSuffix();
-        }
-
-        var created = await CreateObjectAsync(target.Resource, obj, context.RequestAborted).ConfigureAwait(false);
+        var created = await _writer.CreateAsync(target.Resource, target.Namespace, obj, context.RequestAborted).ConfigureAwait(false);
         await WriteJsonAsync(context, created, 201).ConfigureAwait(false);
     }
 
-    /// <summary>Defaults, validates and stores a new object (also used by the controllers through the same rules).</summary>
-    public async Task<JsonObject> CreateObjectAsync(ApiResource resource, JsonObject obj, CancellationToken cancellationToken)
-    {
-        var meta = obj.Metadata();
-        var name = meta.Str("name") ?? string.Empty;
-        obj["apiVersion"] = resource.ApiVersion;
-        obj["kind"] = resource.Kind;
-        meta["uid"] = Guid.NewGuid().ToString();
-        meta["creationTimestamp"] = ObjectMeta.Time(time.GetUtcNow());
-        meta.Remove("resourceVersion");
-        meta.Remove("deletionTimestamp");
-        meta.Remove("deletionGracePeriodSeconds");
-
-        var errors = new List<string>();
-        PodRules.ValidateName(name, "metadata.name", errors);
-        switch (resource.Kind)
-        {
-            case "Pod":
-                obj.Remove("status");
-                PodRules.ApplyDefaults(obj);
-                errors = PodRules.Validate(obj);
-                if (obj["spec"]?["nodeName"] is JsonValue)
-                {
-                    // Bound at creation (kubectl run --overrides, static assignment): scheduled already.
-                    obj.Obj("status")["conditions"] = new JsonArray(new JsonObject { ["type"] = "PodScheduled", ["status"] = "True", ["lastProbeTime"] = null, ["lastTransitionTime"] = ObjectMeta.Time(time.GetUtcNow()) });
-                }
-
-                break;
-            case "Namespace":
-                obj.Obj("spec")["finalizers"] = new JsonArray("kubernetes");
-                obj.Obj("status")["phase"] = "Active";
-                obj.Metadata().Obj("labels")["kubernetes.io/metadata.name"] = name;
-                break;
-            case "Event":
-                if (obj.Str("type") is null)
-                {
-                    obj["type"] = "Normal";
-                }
-
-                break;
-        }
-
-        if (errors.Count > 0)
-        {
-            throw ApiError.Invalid(resource, name, errors);
-        }
-
-        var key = new ObjectKey(resource.StoreName, resource.Namespaced ? obj.Namespace() : string.Empty, name);
-        try
-        {
-            return await store.CreateAsync(key, obj, cancellationToken).ConfigureAwait(false);
-        }
-        catch (StoreException e)
-        {
-            throw ApiError.From(e, resource, name);
-        }
-    }
+    /// <summary>Defaults, validates and stores a new object (the rules of <see cref="ObjectWriter"/>).</summary>
+    public Task<JsonObject> CreateObjectAsync(ApiResource resource, JsonObject obj, CancellationToken cancellationToken) =>
+        _writer.CreateObjectAsync(resource, obj, cancellationToken);
 
     private async Task UpdateAsync(HttpContext context, Target target)
     {
@@ -579,7 +510,7 @@ public sealed partial class ApiServer(
         var meta = updated.Metadata();
         var old = current.Metadata();
         // Identity and system fields are the server's.
-        foreach (var field in new[] { "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name" })
+        foreach (var field in new[] { "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name", "generation" })
         {
             if (old[field] is { } value)
             {
@@ -634,15 +565,102 @@ public sealed partial class ApiServer(
                     throw ApiError.Invalid(target.Resource, target.Name!, errors);
                 }
             }
+
+            if (WorkloadRules.IsWorkload(target.Resource.Kind))
+            {
+                WorkloadRules.ApplyDefaults(updated);
+                var errors = WorkloadRules.Validate(updated);
+                errors.AddRange(WorkloadRules.ValidateUpdate(current, updated));
+                if (errors.Count > 0)
+                {
+                    throw ApiError.Invalid(target.Resource, target.Name!, errors);
+                }
+
+                // metadata.generation counts changes of the spec; controllers report the one they saw as status.observedGeneration.
+                if (!JsonNode.DeepEquals(current["spec"], updated["spec"]))
+                {
+                    meta["generation"] = (current.Metadata()["generation"]?.GetValue<long>() ?? 0) + 1;
+                }
+            }
         }
 
         try
         {
-            return await store.UpdateAsync(target.Key, updated, expected, cancellationToken).ConfigureAwait(false);
+            var stored = await store.UpdateAsync(target.Key, updated, expected, cancellationToken).ConfigureAwait(false);
+            return await _writer.RemoveIfReleasedAsync(target.Key, stored, cancellationToken).ConfigureAwait(false);
         }
         catch (StoreException e)
         {
             throw ApiError.From(e, target.Resource, target.Name!);
+        }
+    }
+
+    /// <summary>The autoscaling/v1 Scale of a deployment or replica set, as the /scale subresource serves it.</summary>
+    private static JsonObject Scale(ApiResource resource, JsonObject obj)
+    {
+        string selector;
+        try
+        {
+            selector = LabelSelector.FromJson(obj["spec"]?["selector"]).ToString();
+        }
+        catch (SelectorException)
+        {
+            selector = string.Empty;
+        }
+
+        return new JsonObject
+        {
+            ["kind"] = "Scale",
+            ["apiVersion"] = "autoscaling/v1",
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = obj.Name(),
+                ["namespace"] = obj.Namespace(),
+                ["uid"] = obj.Uid(),
+                ["resourceVersion"] = obj.Metadata().Str("resourceVersion"),
+                ["creationTimestamp"] = obj.Metadata().Str("creationTimestamp"),
+            },
+            ["spec"] = new JsonObject { ["replicas"] = obj["spec"]?["replicas"]?.GetValue<long>() ?? 1 },
+            ["status"] = new JsonObject { ["replicas"] = obj["status"]?["replicas"]?.GetValue<long>() ?? 0, ["selector"] = selector },
+        };
+    }
+
+    /// <summary>PUT or PATCH of /scale (kubectl scale sends a merge patch of spec.replicas): the replica count goes to the object's spec.</summary>
+    private async Task UpdateScaleAsync(HttpContext context, Target target)
+    {
+        using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
+        var body = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
+        var scaleResource = target.Resource with { Group = "autoscaling", Version = "v1", Plural = target.Resource.Plural, Kind = "Scale" };
+        for (var attempt = 0; ; attempt++)
+        {
+            var current = await LoadAsync(target, context.RequestAborted).ConfigureAwait(false);
+            var scale = Scale(target.Resource, current);
+            var wanted = context.Request.Method == "PUT"
+                ? JsonNode.Parse(body) as JsonObject ?? throw ApiError.BadRequest("the request body must be a JSON object")
+                : Patches.Apply(context.Request.ContentType ?? string.Empty, scale, body, "autoscaling/v1", "Scale");
+            var expected = wanted.ResourceVersion();
+            if (expected != 0 && expected != current.ResourceVersion())
+            {
+                throw ApiError.Conflict(target.Resource, target.Name!);
+            }
+
+            var replicas = wanted["spec"]?["replicas"] is JsonValue r && r.TryGetValue<long>(out var n) ? n : 0;
+            if (replicas < 0)
+            {
+                throw ApiError.Invalid(scaleResource, target.Name!, [$"spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"]);
+            }
+
+            var updated = current.DeepClone().AsObject();
+            updated.Obj("spec")["replicas"] = replicas;
+            try
+            {
+                var stored = await ReplaceAsync(target with { Subresource = null }, current, updated, current.ResourceVersion(), context.RequestAborted).ConfigureAwait(false);
+                await WriteJsonAsync(context, Scale(target.Resource, stored)).ConfigureAwait(false);
+                return;
+            }
+            catch (ApiError e) when (e.Reason == "Conflict" && attempt < 5 && expected == 0)
+            {
+            }
         }
     }
 
@@ -664,9 +682,16 @@ public sealed partial class ApiServer(
     private async Task DeleteAsync(HttpContext context, Target target)
     {
         long? grace = null;
-        if (long.TryParse(context.Request.Query["gracePeriodSeconds"].ToString(), System.Globalization.CultureInfo.InvariantCulture, out var q))
+        var query = context.Request.Query;
+        if (long.TryParse(query["gracePeriodSeconds"].ToString(), System.Globalization.CultureInfo.InvariantCulture, out var q))
         {
             grace = q;
+        }
+
+        var policy = query["propagationPolicy"].ToString() is { Length: > 0 } p ? p : null;
+        if (policy is null && query["orphanDependents"].ToString() is "true")
+        {
+            policy = "Orphan";
         }
 
         if (context.Request.ContentLength is > 0)
@@ -676,61 +701,25 @@ public sealed partial class ApiServer(
             {
                 grace = fromBody;
             }
+
+            if (options.Str("propagationPolicy") is { Length: > 0 } bodyPolicy)
+            {
+                policy = bodyPolicy;
+            }
+            else if (options["orphanDependents"] is JsonValue o && o.TryGetValue<bool>(out var orphan) && orphan)
+            {
+                policy = "Orphan";
+            }
         }
 
         var current = await LoadAsync(target, context.RequestAborted).ConfigureAwait(false);
-        var result = await DeleteObjectAsync(target.Resource, current, grace, context.RequestAborted).ConfigureAwait(false);
+        var result = await _writer.DeleteAsync(target.Resource, current, grace, policy, context.RequestAborted).ConfigureAwait(false);
         await WriteJsonAsync(context, result).ConfigureAwait(false);
     }
 
-    /// <summary>
-    /// Deletes an object as the API server does: a pod bound to a node is only marked (deletionTimestamp,
-    /// grace period) and goes once its node has stopped it; a namespace becomes Terminating and goes once
-    /// empty; anything else goes at once.
-    /// </summary>
-    public async Task<JsonObject> DeleteObjectAsync(ApiResource resource, JsonObject current, long? grace, CancellationToken cancellationToken)
-    {
-        var key = new ObjectKey(resource.StoreName, resource.Namespaced ? current.Namespace() : string.Empty, current.Name());
-        try
-        {
-            if (resource.Kind == "Pod" && current["spec"]?["nodeName"] is JsonValue && grace is not 0)
-            {
-                var meta = current.Metadata();
-                if (meta["deletionTimestamp"] is not null)
-                {
-                    return current;
-                }
-
-                var seconds = grace ?? current["spec"]?["terminationGracePeriodSeconds"]?.GetValue<long>() ?? 30;
-                meta["deletionTimestamp"] = ObjectMeta.Time(time.GetUtcNow().AddSeconds(seconds));
-                meta["deletionGracePeriodSeconds"] = seconds;
-                return await store.UpdateAsync(key, current, current.ResourceVersion(), cancellationToken).ConfigureAwait(false);
-            }
-
-            if (resource.Kind == "Namespace")
-            {
-                if (current.Name() is "default" or "kube-system" or "kube-public" or "kube-node-lease")
-                {
-                    throw new ApiError(403, "Forbidden", $"namespaces \"{current.Name()}\" is forbidden: this namespace may not be deleted");
-                }
-
-                if (current["status"]?["phase"]?.GetValue<string>() != "Terminating")
-                {
-                    current.Metadata()["deletionTimestamp"] = ObjectMeta.Time(time.GetUtcNow());
-                    current.Obj("status")["phase"] = "Terminating";
-                    return await store.UpdateAsync(key, current, current.ResourceVersion(), cancellationToken).ConfigureAwait(false);
-                }
-
-                return current;
-            }
-
-            return await store.DeleteAsync(key, null, cancellationToken).ConfigureAwait(false);
-        }
-        catch (StoreException e)
-        {
-            throw ApiError.From(e, resource, current.Name());
-        }
-    }
+    /// <summary>Deletes an object with the default (background) propagation; see <see cref="ObjectWriter.DeleteAsync"/>.</summary>
+    public Task<JsonObject> DeleteObjectAsync(ApiResource resource, JsonObject current, long? grace, CancellationToken cancellationToken) =>
+        _writer.DeleteAsync(resource, current, grace, null, cancellationToken);
 
     // ----- logs -----
 
@@ -806,18 +795,6 @@ public sealed partial class ApiServer(
         {
             throw ApiError.BadRequest($"the API version in the data ({obj.Str("apiVersion")}) / kind ({kind}) does not match the expected {resource.ApiVersion}, Kind={resource.Kind}");
         }
-    }
-
-    private static string RandomSuffix()
-    {
-        const string alphabet = "bcdfghjklmnpqrstvwxz2456789";
-        return string.Create(5, 0, (span, _) =>
-        {
-            for (var i = 0; i < span.Length; i++)
-            {
-                span[i] = alphabet[RandomNumberGenerator.GetInt32(alphabet.Length)];
-            }
-        });
     }
 
     private static async Task WriteJsonAsync(HttpContext context, JsonObject body, int code = 200)

@@ -11,6 +11,13 @@ public static partial class PodRules
     public static void ApplyDefaults(JsonObject pod)
     {
         var spec = pod.Obj("spec");
+        ApplySpecDefaults(spec);
+        ApplyAdmission(pod, spec);
+    }
+
+    /// <summary>The PodSpec defaults, which pod templates (in Deployments, Jobs, ...) get too.</summary>
+    public static void ApplySpecDefaults(JsonObject spec)
+    {
         spec["restartPolicy"] ??= "Always";
         spec["dnsPolicy"] ??= "ClusterFirst";
         spec["terminationGracePeriodSeconds"] ??= 30;
@@ -43,7 +50,10 @@ public static partial class PodRules
                 }
             }
         }
+    }
 
+    private static void ApplyAdmission(JsonObject pod, JsonObject spec)
+    {
         var tolerations = spec["tolerations"] as JsonArray ?? [];
         foreach (var key in new[] { "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable" })
         {

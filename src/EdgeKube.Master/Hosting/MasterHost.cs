@@ -5,6 +5,7 @@ using EdgeKube.Broker;
 using EdgeKube.Master.Api;
 using EdgeKube.Master.Bridge;
 using EdgeKube.Master.Controllers;
+using EdgeKube.Master.Controllers.Workloads;
 using EdgeKube.Master.Security;
 using EdgeKube.Master.Store;
 using EdgeKube.Protocol;
@@ -110,6 +111,7 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
         var lifecycle = new NodeLifecycleController(store, () => bridge.Liveness, events, options.NodeMonitorGracePeriod, time, loggers.CreateLogger<NodeLifecycleController>());
         bridge.NodeChanged += lifecycle.Kick;
         var namespaces = new NamespaceController(store, api, loggers.CreateLogger<NamespaceController>());
+        var writer = new ObjectWriter(store, time);
 
         var loops = new List<Task>
         {
@@ -117,6 +119,11 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
             scheduling.RunAsync(cancellationToken),
             lifecycle.RunAsync(cancellationToken),
             namespaces.RunAsync(cancellationToken),
+            new ReplicaSetController(writer, events, loggers.CreateLogger<ReplicaSetController>()).RunAsync(cancellationToken),
+            new DeploymentController(writer, events, loggers.CreateLogger<DeploymentController>()).RunAsync(cancellationToken),
+            new DaemonSetController(writer, events, loggers.CreateLogger<DaemonSetController>()).RunAsync(cancellationToken),
+            new JobController(writer, events, loggers.CreateLogger<JobController>()).RunAsync(cancellationToken),
+            new GarbageCollector(writer, loggers.CreateLogger<GarbageCollector>()).RunAsync(cancellationToken),
             WatchCredentialsAsync(credentials, broker, cancellationToken),
         };
         try
