@@ -40,6 +40,9 @@ public sealed record AgentOptions
     /// <summary><c>--file-check-frequency</c>: how often the static pod directory is checked.</summary>
     public TimeSpan FileCheckFrequency { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary><c>--cni-conf-dir</c>: where the agent writes the CNI config for its pod CIDR (containerd's CRI <c>conf_dir</c>); empty leaves the pod network to someone else.</summary>
+    public string CniConfDir { get; init; } = "/etc/cni/net.d";
+
     /// <summary>From <c>--config</c>: the broker the master's pods come from; none runs only static pods.</summary>
     public Mqtt.BrokerOptions? Broker { get; init; }
 
@@ -85,6 +88,11 @@ public sealed record AgentOptions
         if (PodManifestPath is { Length: > 0 } manifests && !Path.IsPathRooted(manifests) && !Directory.Exists(manifests))
         {
             errors.Add($"--pod-manifest-path: \"{manifests}\" does not exist");
+        }
+
+        if (CniConfDir is { Length: > 0 } cni && !Path.IsPathRooted(cni))
+        {
+            errors.Add($"--cni-conf-dir: \"{cni}\" must be an absolute path (or empty to leave the pod network alone)");
         }
 
         if (RuntimeRequestTimeout <= TimeSpan.Zero)
