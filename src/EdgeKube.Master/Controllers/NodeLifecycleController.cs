@@ -48,12 +48,18 @@ public sealed partial class NodeLifecycleController(
     {
         var now = time.GetUtcNow();
         var heard = liveness();
+        var lostNodes = new HashSet<string>(StringComparer.Ordinal);
         foreach (var node in (await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items)
         {
             heard.TryGetValue(node.Name(), out var live);
             // Nodes not heard from since the master started get the grace period from the start, as kube-controller-manager does.
             var last = new[] { live?.LastLease, live?.LastStatus, _started }.Max()!.Value;
             var lost = live?.Offline == true || now - last > gracePeriod;
+            if (lost)
+            {
+                lostNodes.Add(node.Name());
+            }
+
             try
             {
                 await UpdateAsync(node, lost, live?.Offline == true, now, cancellationToken).ConfigureAwait(false);
@@ -61,6 +67,48 @@ public sealed partial class NodeLifecycleController(
             catch (StoreException)
             {
                 // Changed meanwhile: looked at again within a second.
+            }
+        }
+
+        if (lostNodes.Count > 0)
+        {
+            await MarkPodsNotReadyAsync(lostNodes, now, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The pods of a node that is not heard from cannot be known to be ready: their Ready condition
+    /// becomes False (kube-controller-manager's MarkPodsNotReady), so nothing sends them traffic. The
+    /// node reports their real status again when it returns.
+    /// </summary>
+    private async Task MarkPodsNotReadyAsync(HashSet<string> nodes, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        foreach (var pod in (await store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false)).Items)
+        {
+            if (pod["spec"]?["nodeName"]?.GetValue<string>() is not { } node || !nodes.Contains(node))
+            {
+                continue;
+            }
+
+            var conditions = pod.Obj("status")["conditions"] as JsonArray;
+            var ready = conditions?.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "Ready");
+            if (ready is null || ready.Str("status") == "False")
+            {
+                continue;
+            }
+
+            ready["status"] = "False";
+            ready["lastTransitionTime"] = ObjectMeta.Time(now);
+            ready.Remove("reason");
+            ready.Remove("message");
+            try
+            {
+                await store.UpdateAsync(new ObjectKey("pods", pod.Namespace(), pod.Name()), pod, pod.ResourceVersion(), cancellationToken).ConfigureAwait(false);
+                LogPodNotReady(pod.Namespace(), pod.Name(), node);
+            }
+            catch (StoreException)
+            {
+                // Changed meanwhile: the next pass looks again.
             }
         }
     }
@@ -144,6 +192,9 @@ public sealed partial class NodeLifecycleController(
             await events.RecordAsync(node, "Normal", reason, $"Node {node.Name()} status is now: {reason}", "node-controller", cancellationToken).ConfigureAwait(false);
         }
     }
+
+    [LoggerMessage(EventId = 5101, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name}: Ready=False, its node {Node} is not heard from")]
+    private partial void LogPodNotReady(string @namespace, string name, string node);
 
     [LoggerMessage(EventId = 5100, Level = LogLevel.Information, Message = "Node {Node}: {Reason}")]
     private partial void LogTransition(string node, string reason);

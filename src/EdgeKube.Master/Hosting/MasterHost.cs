@@ -96,6 +96,8 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
         var lifecycle = new NodeLifecycleController(store, () => bridge.Liveness, events, options.NodeMonitorGracePeriod, time, loggers.CreateLogger<NodeLifecycleController>());
         bridge.NodeChanged += lifecycle.Kick;
         var namespaces = new NamespaceController(store, api, loggers.CreateLogger<NamespaceController>());
+        var pods = ApiResources.All.First(r => r.Kind == "Pod");
+        var eviction = new TaintEvictionController(store, (pod, ct) => api.DeleteObjectAsync(pods, pod, null, ct), events, time, loggers.CreateLogger<TaintEvictionController>());
         var ipam = new NodeIpamController(store, options.ClusterCidr, options.NodeCidrMaskSize, events, loggers.CreateLogger<NodeIpamController>());
 
         var loops = new List<Task>
@@ -105,6 +107,7 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
             lifecycle.RunAsync(cancellationToken),
             namespaces.RunAsync(cancellationToken),
             ipam.RunAsync(cancellationToken),
+            eviction.RunAsync(cancellationToken),
             WatchCredentialsAsync(credentials, broker, store, cancellationToken),
         };
         try
