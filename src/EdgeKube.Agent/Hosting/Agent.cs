@@ -101,7 +101,11 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
                 loops.Add(network.RunAsync(stoppingToken));
             }
 
-            var reporter = new NodeReporter(link, options.NodeName, hostIp, options.StateDir, runtime, observer, time, loggers.CreateLogger<NodeReporter>());
+            var reporter = new NodeReporter(link, options.NodeName, hostIp, options.StateDir, runtime, observer, time, loggers.CreateLogger<NodeReporter>())
+            {
+                LeasePeriod = options.NodeStatusUpdateFrequency,
+                StatusPeriod = options.NodeStatusUpdateFrequency,
+            };
             loops.Add(link.RunAsync(stoppingToken));
             loops.Add(reporter.RunAsync(stoppingToken));
             LogBroker(broker.Url.ToString());

@@ -43,6 +43,9 @@ public sealed record AgentOptions
     /// <summary><c>--cni-conf-dir</c>: where the agent writes the CNI config for its pod CIDR (containerd's CRI <c>conf_dir</c>); empty leaves the pod network to someone else.</summary>
     public string CniConfDir { get; init; } = "/etc/cni/net.d";
 
+    /// <summary><c>--node-status-update-frequency</c>: how often the node renews its lease and checks its status (kubelet's 10 s); keep it well under the master's grace period.</summary>
+    public TimeSpan NodeStatusUpdateFrequency { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>From <c>--config</c>: the broker the master's pods come from; none runs only static pods.</summary>
     public Mqtt.BrokerOptions? Broker { get; init; }
 
@@ -98,6 +101,11 @@ public sealed record AgentOptions
         if (RuntimeRequestTimeout <= TimeSpan.Zero)
         {
             errors.Add("--runtime-request-timeout: must be positive");
+        }
+
+        if (NodeStatusUpdateFrequency <= TimeSpan.Zero)
+        {
+            errors.Add("--node-status-update-frequency: must be positive");
         }
 
         if (FileCheckFrequency <= TimeSpan.Zero)

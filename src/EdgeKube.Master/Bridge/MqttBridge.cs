@@ -22,7 +22,11 @@ public sealed record BridgeOptions(Uri Broker, string Username, string Password,
 }
 
 /// <summary>What the bridge has heard from a node (presence, lease): the node lifecycle controller reads it.</summary>
-public sealed record NodeLiveness(DateTimeOffset? LastLease, DateTimeOffset? LastStatus, bool Offline);
+public sealed record NodeLiveness(DateTimeOffset? LastLease, DateTimeOffset? LastStatus, bool Offline)
+{
+    /// <summary>The status the node last reported, so a node heard from again gets its own conditions back in place of Unknown.</summary>
+    public JsonObject? ReportedStatus { get; init; }
+}
 
 /// <summary>
 /// The master's side of the MQTT contract (docs/protocol.md): publishes each pod bound to a node
@@ -430,7 +434,8 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         var reported = JsonNode.Parse(payload) as JsonObject ?? throw new JsonException("node status is not an object");
         var key = new ObjectKey("nodes", string.Empty, node);
         var now = _time.GetUtcNow();
-        _liveness.AddOrUpdate(node, _ => new NodeLiveness(now, now, false), (_, l) => l with { LastStatus = now, LastLease = now, Offline = false });
+        var reportedStatus = reported["status"]?.DeepClone() as JsonObject;
+        _liveness.AddOrUpdate(node, _ => new NodeLiveness(now, now, false) { ReportedStatus = reportedStatus }, (_, l) => l with { LastStatus = now, LastLease = now, Offline = false, ReportedStatus = reportedStatus });
         for (var attempt = 0; attempt < 5; attempt++)
         {
             var current = await _store.GetAsync(key).ConfigureAwait(false);

@@ -62,7 +62,7 @@ public sealed partial class NodeLifecycleController(
 
             try
             {
-                await UpdateAsync(node, lost, live?.Offline == true, now, cancellationToken).ConfigureAwait(false);
+                await UpdateAsync(node, lost, live?.Offline == true, live?.ReportedStatus, now, cancellationToken).ConfigureAwait(false);
             }
             catch (StoreException)
             {
@@ -113,14 +113,21 @@ public sealed partial class NodeLifecycleController(
         }
     }
 
-    private async Task UpdateAsync(JsonObject node, bool lost, bool offline, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task UpdateAsync(JsonObject node, bool lost, bool offline, JsonObject? reported, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        var changed = false;
+        var wasReady = (node["status"]?["conditions"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "Ready")?.Str("status");
+        if (!lost && wasReady == "Unknown" && reported is not null)
+        {
+            // Heard from again (lease or presence) but its status did not change meanwhile, so it was not sent again: what it last said holds.
+            node["status"] = reported.DeepClone();
+            changed = true;
+        }
+
         var status = node.Obj("status");
         var conditions = status["conditions"] as JsonArray ?? [];
         status["conditions"] = conditions;
         var ready = conditions.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "Ready");
-        var changed = false;
-        var wasReady = ready?.Str("status");
         if (lost && ready?.Str("status") != "Unknown")
         {
             if (ready is null)

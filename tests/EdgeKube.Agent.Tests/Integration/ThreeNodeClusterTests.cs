@@ -93,7 +93,7 @@ public sealed class ThreeNodeClusterTests(ContainerdFixture fixture) : IAsyncLif
             CniConfDir = node.Containerd.CniConfDir,
             Address = node.Ip,
             NodeIp = node.Ip,
-            ExtraArgs = ["--config", node.Config],
+            ExtraArgs = ["--config", node.Config, "--node-status-update-frequency", "1"],
         };
 
     public async Task DisposeAsync()

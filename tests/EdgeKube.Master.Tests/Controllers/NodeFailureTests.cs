@@ -156,13 +156,16 @@ public sealed class NodeFailureTests
         await StepAsync(TimeSpan.FromDays(1));
         Assert.Equal(["logger"], _deleted);
 
-        // Back: Ready again (the node reports it), the taints go.
-        _heard["greenhouse"] = new NodeLiveness(_time.GetUtcNow(), _time.GetUtcNow(), false);
-        var node = await NodeAsync("greenhouse");
-        node["status"]!["conditions"]![0]!["status"] = "True";
-        await _store.UpdateAsync(new ObjectKey("nodes", string.Empty, "greenhouse"), node, node.ResourceVersion());
+        // Back (a lease; its status did not change meanwhile, so it sends none): what it last reported holds again, the taints go.
+        _heard["greenhouse"] = new NodeLiveness(_time.GetUtcNow(), null, false)
+        {
+            ReportedStatus = JsonNode.Parse("""{"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady"}]}""")!.AsObject(),
+        };
         await StepAsync(TimeSpan.FromSeconds(1));
-        Assert.Null((await NodeAsync("greenhouse"))["spec"]!["taints"]);
+        var back = await NodeAsync("greenhouse");
+        Assert.Null(back["spec"]!["taints"]);
+        Assert.Equal("KubeletReady", back["status"]!["conditions"]![0]!["reason"]!.GetValue<string>());
+        Assert.Contains("unreachable", (await NodeAsync("shed"))["spec"]!["taints"]!.ToJsonString());
     }
 
     [Fact]
