@@ -24,6 +24,10 @@ public sealed partial class NodeLifecycleController(
     public const string NotReadyTaint = "node.kubernetes.io/not-ready";
     private readonly DateTimeOffset _started = time.GetUtcNow();
     private readonly SemaphoreSlim _kick = new(0, int.MaxValue);
+    private readonly Dictionary<string, DateTimeOffset> _orphanedSince = new(StringComparer.Ordinal);
+
+    /// <summary>How long a pod bound to a node that does not exist is left before it is deleted (kube-controller-manager's pod GC quarantine).</summary>
+    public static readonly TimeSpan OrphanQuarantine = TimeSpan.FromSeconds(40);
 
     /// <summary>Look at <paramref name="node"/> now (presence or status changed).</summary>
     public void Kick(string node) => _kick.Release();
@@ -49,7 +53,9 @@ public sealed partial class NodeLifecycleController(
         var now = time.GetUtcNow();
         var heard = liveness();
         var lostNodes = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var node in (await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items)
+        var nodes = (await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items;
+        await CollectOrphansAsync(nodes.Select(n => n.Name()).ToHashSet(StringComparer.Ordinal), now, cancellationToken).ConfigureAwait(false);
+        foreach (var node in nodes)
         {
             heard.TryGetValue(node.Name(), out var live);
             // Nodes not heard from since the master started get the grace period from the start, as kube-controller-manager does.
@@ -73,6 +79,49 @@ public sealed partial class NodeLifecycleController(
         if (lostNodes.Count > 0)
         {
             await MarkPodsNotReadyAsync(lostNodes, now, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Pods bound to a node that is gone (removed, <c>kubectl delete node</c>) are deleted once they have
+    /// been orphaned for <see cref="OrphanQuarantine"/>: nobody will ever run or stop them.
+    /// </summary>
+    private async Task CollectOrphansAsync(HashSet<string> nodes, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var orphans = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var pod in (await store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false)).Items)
+        {
+            if (pod["spec"]?["nodeName"]?.GetValue<string>() is not { Length: > 0 } node || nodes.Contains(node))
+            {
+                continue;
+            }
+
+            var key = pod.Namespace() + "/" + pod.Name() + "/" + pod.Uid();
+            orphans.Add(key);
+            if (!_orphanedSince.TryGetValue(key, out var since))
+            {
+                _orphanedSince[key] = now;
+                continue;
+            }
+
+            if (now - since < OrphanQuarantine)
+            {
+                continue;
+            }
+
+            try
+            {
+                await store.DeleteAsync(new ObjectKey("pods", pod.Namespace(), pod.Name()), pod.ResourceVersion(), cancellationToken).ConfigureAwait(false);
+                LogOrphanDeleted(pod.Namespace(), pod.Name(), node);
+            }
+            catch (StoreException)
+            {
+            }
+        }
+
+        foreach (var gone in _orphanedSince.Keys.Where(k => !orphans.Contains(k)).ToList())
+        {
+            _orphanedSince.Remove(gone);
         }
     }
 
@@ -199,6 +248,9 @@ public sealed partial class NodeLifecycleController(
             await events.RecordAsync(node, "Normal", reason, $"Node {node.Name()} status is now: {reason}", "node-controller", cancellationToken).ConfigureAwait(false);
         }
     }
+
+    [LoggerMessage(EventId = 5102, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name} deleted: its node {Node} no longer exists")]
+    private partial void LogOrphanDeleted(string @namespace, string name, string node);
 
     [LoggerMessage(EventId = 5101, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name}: Ready=False, its node {Node} is not heard from")]
     private partial void LogPodNotReady(string @namespace, string name, string node);

@@ -8,7 +8,7 @@ namespace EdgeKube.Agent.Tests.Fixtures;
 /// One real containerd of the tests' own: its root, state, socket and config in <see cref="Root"/>,
 /// the CRI plugin set up as these machines need it (a local sandbox image, restricted OOM score,
 /// CNI plugins from /usr/lib/cni, configs read from <see cref="CniConfDir"/>). Started directly, or
-/// through a launcher such as <c>ip netns exec NS</c> so that its pods live in another network.
+/// through a launcher such as <c>nsenter --net=/var/run/netns/NS</c> so that its pods live in another network.
 /// </summary>
 public sealed class ContainerdInstance(string root, string cniConfDir, IReadOnlyList<string>? launcher = null, string? registryConfigPath = null)
 {

@@ -48,7 +48,7 @@ public sealed class AgentProcess : IAsyncDisposable
     /// <summary><c>--cni-conf-dir</c>; empty by default, so tests on the host never write CNI configs or host routes.</summary>
     public string CniConfDir { get; init; } = string.Empty;
 
-    /// <summary>Runs the agent through this command (e.g. <c>ip netns exec NS</c>); none by default.</summary>
+    /// <summary>Runs the agent through this command (e.g. <c>nsenter --net=/var/run/netns/NS</c>); none by default.</summary>
     public IReadOnlyList<string> Launcher { get; init; } = [];
 
     /// <summary><c>--address</c> of the read-only endpoint (and where the test reaches it).</summary>

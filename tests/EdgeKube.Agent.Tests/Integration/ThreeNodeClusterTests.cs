@@ -40,9 +40,29 @@ public sealed class ThreeNodeClusterTests(ContainerdFixture fixture) : IAsyncLif
         public AgentProcess Agent { get; set; } = null!;
 
         public string Config { get; set; } = null!;
+
+        /// <summary>
+        /// Runs a command in the node's network namespace only. Not <c>ip netns exec</c>: that also mounts a
+        /// sysfs of its own over /sys, which hides the cgroup mount from runc.
+        /// </summary>
+        public IReadOnlyList<string> Launcher => ["nsenter", $"--net=/var/run/netns/{Netns}"];
     }
 
     public async Task InitializeAsync()
+    {
+        try
+        {
+            await SetUpAsync();
+        }
+        catch
+        {
+            // xunit does not dispose a class whose InitializeAsync failed: leave no namespaces or processes behind.
+            await DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task SetUpAsync()
     {
         _ = fixture; // builds the test images and serialises with the other containerd tests
         await Sh("ip", "link", "add", _bridge, "type", "bridge");
@@ -70,7 +90,7 @@ public sealed class ThreeNodeClusterTests(ContainerdFixture fixture) : IAsyncLif
             // A short keepalive, so the broker sees a cut link (and sends the will) within seconds.
             File.WriteAllText(node.Config, join.Replace("  topicPrefix:", "  keepAliveSeconds: 3\n  topicPrefix:", StringComparison.Ordinal));
 
-            node.Containerd = new ContainerdInstance(Path.Combine(node.Root, "containerd"), Path.Combine(node.Root, "cni"), ["ip", "netns", "exec", node.Netns]);
+            node.Containerd = new ContainerdInstance(Path.Combine(node.Root, "containerd"), Path.Combine(node.Root, "cni"), node.Launcher);
             node.Containerd.WriteConfig();
             await node.Containerd.StartAsync();
             await node.Containerd.ImportImagesAsync(Path.Combine(ContainerdFixture.RepoRoot, "artifacts", "images"));
@@ -89,7 +109,7 @@ public sealed class ThreeNodeClusterTests(ContainerdFixture fixture) : IAsyncLif
     private AgentProcess NewAgent(NodeUnderTest node) =>
         new(node.Containerd.SocketPath, Path.Combine(node.Root, "agent"), node.Name)
         {
-            Launcher = ["ip", "netns", "exec", node.Netns],
+            Launcher = node.Launcher,
             CniConfDir = node.Containerd.CniConfDir,
             Address = node.Ip,
             NodeIp = node.Ip,
@@ -170,7 +190,7 @@ public sealed class ThreeNodeClusterTests(ContainerdFixture fixture) : IAsyncLif
         foreach (var (from, to) in new[] { (n1, n2), (n2, n3), (n3, n1) })
         {
             var ping = await ExecAsync(from, $"web-{from.Name}", "ping", "-c", "2", "-W", "3", ips[to.Name]);
-            Assert.True(ping.ExitCode == 0, $"ping {from.Name} -> {to.Name} ({ips[to.Name]}) failed: {ping.Stdout.ToStringUtf8()}{ping.Stderr.ToStringUtf8()}");
+            Assert.True(ping.ExitCode == 0, $"ping {from.Name} -> {to.Name} ({ips[to.Name]}) failed: {ping.Stdout.ToStringUtf8()}{ping.Stderr.ToStringUtf8()}\n{await DiagnoseAsync(from, to)}");
             var tcp = await ExecAsync(from, $"web-{from.Name}", "nc", "-w", "5", ips[to.Name], "8080");
             var answer = tcp.Stdout.ToStringUtf8();
             Assert.Contains($"pong from web-{to.Name}", answer);
@@ -249,6 +269,24 @@ public sealed class ThreeNodeClusterTests(ContainerdFixture fixture) : IAsyncLif
 
         var stillPing = await ExecAsync(n1, $"web-{n1.Name}", "ping", "-c", "1", "-W", "3", ips[n2.Name]);
         Assert.Equal(0, stillPing.ExitCode);
+    }
+
+    /// <summary>What the two nodes' network looks like, for a failure message.</summary>
+    private async Task<string> DiagnoseAsync(params NodeUnderTest[] nodes)
+    {
+        var text = new System.Text.StringBuilder();
+        foreach (var node in nodes)
+        {
+            foreach (var command in new[] { "ip -4 addr", "ip -4 route", "iptables-save", "sysctl net.ipv4.ip_forward net.ipv4.conf.all.rp_filter" })
+            {
+                text.AppendLine($"--- {node.Name}: {command}").AppendLine(await ContainerdInstance.RunAsync("ip", ["netns", "exec", node.Netns, .. command.Split(' ')], check: false));
+            }
+
+            var pod = await ExecAsync(node, $"web-{node.Name}", "sh", "-c", "ip -4 addr; ip -4 route");
+            text.AppendLine($"--- pod on {node.Name}").AppendLine(pod.Stdout.ToStringUtf8() + pod.Stderr.ToStringUtf8());
+        }
+
+        return text.ToString();
     }
 
     private static string Pod(string name, string node, string script, long? tolerationSeconds = null)

@@ -189,6 +189,28 @@ public sealed class NodeFailureTests
     }
 
     [Fact]
+    public async Task Pods_of_a_removed_node_are_deleted_after_the_quarantine()
+    {
+        await AddNodeAsync("gone");
+        await AddNodeAsync("stays");
+        await AddPodAsync("orphan", "gone");
+        await AddPodAsync("kept", "stays");
+        await AddPodAsync("early", "not-registered-yet");
+        await StepAsync(TimeSpan.FromSeconds(1));
+        await _store.DeleteAsync(new ObjectKey("nodes", string.Empty, "gone"));
+        await StepAsync(TimeSpan.FromSeconds(1));
+        await StepAsync(TimeSpan.FromSeconds(39));
+        Assert.NotNull(await _store.GetAsync(new ObjectKey("pods", "default", "orphan")));
+
+        // The early pod's node registers within the quarantine: it stays.
+        await AddNodeAsync("not-registered-yet");
+        await StepAsync(TimeSpan.FromSeconds(2));
+        Assert.Null(await _store.GetAsync(new ObjectKey("pods", "default", "orphan")));
+        Assert.NotNull(await _store.GetAsync(new ObjectKey("pods", "default", "kept")));
+        Assert.NotNull(await _store.GetAsync(new ObjectKey("pods", "default", "early")));
+    }
+
+    [Fact]
     public void The_eviction_time_is_the_earliest_taint_plus_its_smallest_matching_toleration()
     {
         var now = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
