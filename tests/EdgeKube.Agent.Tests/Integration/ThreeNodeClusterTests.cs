@@ -18,6 +18,10 @@ public sealed class ThreeNodeClusterTests(ContainerdFixture fixture) : IAsyncLif
     private static readonly int Tag = Environment.ProcessId % 10000;
     private readonly string _bridge = $"ekb{Tag}";
     private readonly string _net = PickHostSubnet();
+
+    // Not the default 10.244.0.0/16: with br_netfilter on, traffic crossing the host bridge meets the host's
+    // nat rules, and a containerd on the host (the quick start's) may masquerade its own 10.244.0.x pods.
+    private readonly string _cluster = $"10.{160 + (Tag % 40)}";
     private readonly List<NodeUnderTest> _nodes = [];
     private MasterProcess _master = null!;
 
@@ -70,7 +74,7 @@ public sealed class ThreeNodeClusterTests(ContainerdFixture fixture) : IAsyncLif
         await Sh("ip", "link", "set", _bridge, "up");
 
         _master = new MasterProcess { MqttAddress = $"{_net}.1", GracePeriodSeconds = 4 };
-        await _master.StartAsync();
+        await _master.StartAsync("--cluster-cidr", $"{_cluster}.0.0/16", "--node-cidr-mask-size", "24");
 
         for (var i = 1; i <= 3; i++)
         {
@@ -101,7 +105,7 @@ public sealed class ThreeNodeClusterTests(ContainerdFixture fixture) : IAsyncLif
 
         foreach (var node in _nodes)
         {
-            await Eventually.Until(async () => (await _master.KubectlAsync("get", "node", node.Name, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.spec.podCIDR}")).Output.Trim().StartsWith("True 10.244.", StringComparison.Ordinal),
+            await Eventually.Until(async () => (await _master.KubectlAsync("get", "node", node.Name, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.spec.podCIDR}")).Output.Trim().StartsWith($"True {_cluster}.", StringComparison.Ordinal),
                 TimeSpan.FromSeconds(60), () => $"node {node.Name} never Ready with a pod CIDR\n{AgentProcess.Tail(_master.Log, 30)}\n{AgentProcess.Tail(node.Agent.Log, 30)}");
         }
     }
@@ -160,7 +164,7 @@ public sealed class ThreeNodeClusterTests(ContainerdFixture fixture) : IAsyncLif
         }
 
         Assert.Equal(3, cidrs.Values.Distinct().Count());
-        Assert.All(cidrs.Values, c => Assert.Matches(@"^10\.244\.[0-2]\.0/24$", c));
+        Assert.All(cidrs.Values, c => Assert.Matches($@"^{_cluster.Replace(".", "\\.", StringComparison.Ordinal)}\.[0-2]\.0/24$", c));
 
         // Every node has a route to the other two nodes' pod CIDRs via their addresses.
         foreach (var node in _nodes)
@@ -282,7 +286,8 @@ public sealed class ThreeNodeClusterTests(ContainerdFixture fixture) : IAsyncLif
                 text.AppendLine($"--- {node.Name}: {command}").AppendLine(await ContainerdInstance.RunAsync("ip", ["netns", "exec", node.Netns, .. command.Split(' ')], check: false));
             }
 
-            var pod = await ExecAsync(node, $"web-{node.Name}", "sh", "-c", "ip -4 addr; ip -4 route");
+            var others = string.Join(' ', _nodes.Select(n => n.Ip));
+            var pod = await ExecAsync(node, $"web-{node.Name}", "sh", "-c", $"ip -4 addr; ip -4 route; ip neigh; for a in {others}; do ping -c1 -W1 $a >/dev/null && echo reaches node $a || echo does not reach node $a; done");
             text.AppendLine($"--- pod on {node.Name}").AppendLine(pod.Stdout.ToStringUtf8() + pod.Stderr.ToStringUtf8());
         }
 
