@@ -199,11 +199,12 @@ public sealed class NodeFailureTests
         await StepAsync(TimeSpan.FromSeconds(1));
         await _store.DeleteAsync(new ObjectKey("nodes", string.Empty, "gone"));
         await StepAsync(TimeSpan.FromSeconds(1));
-        await StepAsync(TimeSpan.FromSeconds(39));
-        Assert.NotNull(await _store.GetAsync(new ObjectKey("pods", "default", "orphan")));
 
         // The early pod's node registers within the quarantine: it stays.
+        await StepAsync(TimeSpan.FromSeconds(20));
         await AddNodeAsync("not-registered-yet");
+        await StepAsync(TimeSpan.FromSeconds(19));
+        Assert.NotNull(await _store.GetAsync(new ObjectKey("pods", "default", "orphan")));
         await StepAsync(TimeSpan.FromSeconds(2));
         Assert.Null(await _store.GetAsync(new ObjectKey("pods", "default", "orphan")));
         Assert.NotNull(await _store.GetAsync(new ObjectKey("pods", "default", "kept")));
