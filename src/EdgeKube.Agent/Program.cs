@@ -26,12 +26,14 @@ public static class Program
         var requestTimeout = new Option<int>("--runtime-request-timeout") { Description = "Deadline of each CRI call, in seconds", DefaultValueFactory = _ => (int)defaults.RuntimeRequestTimeout.TotalSeconds };
         var pullTimeout = new Option<int>("--image-pull-timeout") { Description = "Deadline of one image pull, in seconds", DefaultValueFactory = _ => (int)defaults.ImagePullTimeout.TotalSeconds };
         var fileCheck = new Option<double>("--file-check-frequency") { Description = "Seconds between checks of the static pod directory", DefaultValueFactory = _ => defaults.FileCheckFrequency.TotalSeconds };
+        var cniConfDir = new Option<string>("--cni-conf-dir") { Description = "Where to write the CNI config for this node's pod CIDR (containerd's CNI conf_dir; empty: leave the pod network alone)", DefaultValueFactory = _ => defaults.CniConfDir };
+        var statusFrequency = new Option<double>("--node-status-update-frequency") { Description = "Seconds between lease renewals and node status checks", DefaultValueFactory = _ => defaults.NodeStatusUpdateFrequency.TotalSeconds };
         var config = new Option<string?>("--config") { Description = "Agent config file (the join config printed by `edgekube-master node add`)" };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Trace, Debug, Information, Warning or Error", DefaultValueFactory = _ => LogLevel.Information };
 
         var root = new RootCommand("edgekube-agent: runs Kubernetes pods on this board through containerd's CRI")
         {
-            config, nodeName, manifests, socket, stateDir, logsDir, address, readOnlyPort, nodeIp, requestTimeout, pullTimeout, fileCheck, logLevel,
+            config, nodeName, manifests, socket, stateDir, logsDir, address, readOnlyPort, nodeIp, requestTimeout, pullTimeout, fileCheck, cniConfDir, statusFrequency, logLevel,
         };
 
         root.SetAction(async (result, cancellationToken) =>
@@ -68,6 +70,8 @@ public static class Program
                 RuntimeRequestTimeout = TimeSpan.FromSeconds(result.GetValue(requestTimeout)),
                 ImagePullTimeout = TimeSpan.FromSeconds(result.GetValue(pullTimeout)),
                 FileCheckFrequency = TimeSpan.FromSeconds(result.GetValue(fileCheck)),
+                CniConfDir = result.GetValue(cniConfDir) ?? string.Empty,
+                NodeStatusUpdateFrequency = TimeSpan.FromSeconds(result.GetValue(statusFrequency)),
             };
             return await RunAsync(options, result.GetValue(logLevel), cancellationToken).ConfigureAwait(false);
         });

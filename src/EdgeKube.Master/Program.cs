@@ -25,12 +25,14 @@ public static partial class Program
         var brokerCa = new Option<string?>("--broker-ca-file") { Description = "PEM file of the CA that signed the external mqtts broker's certificate (default: the system store)" };
         var prefix = new Option<string>("--topic-prefix") { Description = "MQTT topic prefix", DefaultValueFactory = _ => defaults.TopicPrefix };
         var grace = new Option<double>("--node-monitor-grace-period") { Description = "Seconds a node may be silent before it is NotReady", DefaultValueFactory = _ => defaults.NodeMonitorGracePeriod.TotalSeconds };
+        var clusterCidr = new Option<string>("--cluster-cidr") { Description = "The pod network: each node gets a subnet of it", DefaultValueFactory = _ => defaults.ClusterCidr };
+        var nodeMask = new Option<int>("--node-cidr-mask-size") { Description = "Prefix length of each node's pod subnet", DefaultValueFactory = _ => defaults.NodeCidrMaskSize };
         var advertise = new Option<string?>("--advertise-address") { Description = "Broker address written into join configs" };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Trace, Debug, Information, Warning or Error", DefaultValueFactory = _ => LogLevel.Information };
 
         var root = new RootCommand("edgekube-master: the control plane of an EdgeKube fleet (API server for kubectl, scheduler, MQTT broker and bridge)")
         {
-            dataDir, apiListen, mqttListen, mqttTlsListen, broker, brokerCa, prefix, grace, advertise, logLevel,
+            dataDir, apiListen, mqttListen, mqttTlsListen, broker, brokerCa, prefix, grace, clusterCidr, nodeMask, advertise, logLevel,
         };
         root.SetAction(async (result, cancellationToken) =>
         {
@@ -46,7 +48,18 @@ public static partial class Program
                 TopicPrefix = result.GetValue(prefix)!,
                 NodeMonitorGracePeriod = TimeSpan.FromSeconds(result.GetValue(grace)),
                 AdvertiseAddress = result.GetValue(advertise),
+                ClusterCidr = result.GetValue(clusterCidr)!,
+                NodeCidrMaskSize = result.GetValue(nodeMask),
             };
+            try
+            {
+                _ = new Networking.PodCidrAllocator(options.ClusterCidr, options.NodeCidrMaskSize);
+            }
+            catch (ArgumentException e)
+            {
+                errors.Add($"--cluster-cidr / --node-cidr-mask-size: {e.Message.Split(" (Parameter", 2)[0]}");
+            }
+
             if (options.NodeMonitorGracePeriod <= TimeSpan.Zero)
             {
                 errors.Add("--node-monitor-grace-period: must be positive");

@@ -50,9 +50,25 @@ public sealed record LogsReply(
     [property: JsonPropertyName("error")] string? Error,
     [property: JsonPropertyName("running")] bool Running);
 
+/// <summary>One node's pod CIDR and the address that reaches it: the host route <c>{PodCidr} via {NodeIp}</c>.</summary>
+public sealed record NodeRoute(
+    [property: JsonPropertyName("node")] string Node,
+    [property: JsonPropertyName("podCIDR")] string PodCidr,
+    [property: JsonPropertyName("nodeIP")] string NodeIp);
+
+/// <summary>
+/// The cluster's pod routes, published retained on <c>cluster/routes</c>: every node with a pod CIDR
+/// and an InternalIP. Each agent keeps a host route to every other node's pod CIDR via that node's
+/// address (the host-gw model), and drops the routes of nodes that left the table.
+/// </summary>
+public sealed record RouteTable(
+    [property: JsonPropertyName("clusterCIDR")] string ClusterCidr,
+    [property: JsonPropertyName("routes")] IReadOnlyList<NodeRoute> Routes);
+
 /// <summary>Source-generated JSON for the protocol's own messages (trimming- and AOT-safe).</summary>
 [JsonSerializable(typeof(LogsRequest))]
 [JsonSerializable(typeof(LogsReply))]
 [JsonSerializable(typeof(PodIndex))]
 [JsonSerializable(typeof(Lease))]
+[JsonSerializable(typeof(RouteTable))]
 public sealed partial class ProtocolJson : JsonSerializerContext;

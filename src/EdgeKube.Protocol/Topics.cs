@@ -39,6 +39,9 @@ public sealed class Topics(string prefix = Topics.DefaultPrefix)
     /// <summary>Node → master: replies to rpc requests (the request's MQTT 5 response topic lies here).</summary>
     public string Reply(string node, string id) => $"{Node(node)}/replies/{id}";
 
+    /// <summary>Master → all, retained: the pod route table (<see cref="RouteTable"/>).</summary>
+    public string Routes => Cluster("routes");
+
     /// <summary>Master → all, retained: cluster-wide data.</summary>
     public string Cluster(string what) => $"{Prefix}/cluster/{what}";
 

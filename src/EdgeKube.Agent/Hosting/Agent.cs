@@ -93,7 +93,19 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             var rpc = new RpcServer(link, options.NodeName, new ContainerLogs(desired, statuses, layout), loggers.CreateLogger<RpcServer>());
             link.MessageReceived += rpc.HandleAsync;
             _ = new StatusPublisher(link, options.NodeName, desired, statuses);
-            var reporter = new NodeReporter(link, options.NodeName, hostIp, options.StateDir, runtime, observer, time, loggers.CreateLogger<NodeReporter>());
+            if (options.CniConfDir is { Length: > 0 } cniConfDir)
+            {
+                var network = new Network.PodNetwork(options.NodeName, link.Topics, cniConfDir, Path.Combine(options.StateDir, "cni", "networks"),
+                    new Network.IpRouteBackend(), time, loggers.CreateLogger<Network.PodNetwork>());
+                link.MessageReceived += network.HandleAsync;
+                loops.Add(network.RunAsync(stoppingToken));
+            }
+
+            var reporter = new NodeReporter(link, options.NodeName, hostIp, options.StateDir, runtime, observer, time, loggers.CreateLogger<NodeReporter>())
+            {
+                LeasePeriod = options.NodeStatusUpdateFrequency,
+                StatusPeriod = options.NodeStatusUpdateFrequency,
+            };
             loops.Add(link.RunAsync(stoppingToken));
             loops.Add(reporter.RunAsync(stoppingToken));
             LogBroker(broker.Url.ToString());

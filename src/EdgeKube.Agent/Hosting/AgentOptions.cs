@@ -40,6 +40,12 @@ public sealed record AgentOptions
     /// <summary><c>--file-check-frequency</c>: how often the static pod directory is checked.</summary>
     public TimeSpan FileCheckFrequency { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary><c>--cni-conf-dir</c>: where the agent writes the CNI config for its pod CIDR (containerd's CRI <c>conf_dir</c>); empty leaves the pod network to someone else.</summary>
+    public string CniConfDir { get; init; } = "/etc/cni/net.d";
+
+    /// <summary><c>--node-status-update-frequency</c>: how often the node renews its lease and checks its status (kubelet's 10 s); keep it well under the master's grace period.</summary>
+    public TimeSpan NodeStatusUpdateFrequency { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>From <c>--config</c>: the broker the master's pods come from; none runs only static pods.</summary>
     public Mqtt.BrokerOptions? Broker { get; init; }
 
@@ -87,9 +93,19 @@ public sealed record AgentOptions
             errors.Add($"--pod-manifest-path: \"{manifests}\" does not exist");
         }
 
+        if (CniConfDir is { Length: > 0 } cni && !Path.IsPathRooted(cni))
+        {
+            errors.Add($"--cni-conf-dir: \"{cni}\" must be an absolute path (or empty to leave the pod network alone)");
+        }
+
         if (RuntimeRequestTimeout <= TimeSpan.Zero)
         {
             errors.Add("--runtime-request-timeout: must be positive");
+        }
+
+        if (NodeStatusUpdateFrequency <= TimeSpan.Zero)
+        {
+            errors.Add("--node-status-update-frequency: must be positive");
         }
 
         if (FileCheckFrequency <= TimeSpan.Zero)

@@ -57,7 +57,8 @@ public static partial class PodRules
         var tolerations = spec["tolerations"] as JsonArray ?? [];
         foreach (var key in new[] { "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable" })
         {
-            if (!tolerations.OfType<JsonObject>().Any(t => t.Str("key") == key && (t.Str("effect") ?? "NoExecute") == "NoExecute"))
+            // As the DefaultTolerationSeconds admission plugin: a toleration of that key (or of every key) for NoExecute (or every effect) is kept as the pod has it.
+            if (!tolerations.OfType<JsonObject>().Any(t => (t.Str("key") ?? string.Empty) is var k && (k == key || k.Length == 0) && (t.Str("effect") ?? string.Empty) is "NoExecute" or ""))
             {
                 tolerations.Add(new JsonObject
                 {

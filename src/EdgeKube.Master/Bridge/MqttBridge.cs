@@ -19,10 +19,17 @@ public sealed record BridgeOptions(Uri Broker, string Username, string Password,
 {
     /// <summary>For mqtts: PEM of the CA that signed the broker's certificate; the system store when null.</summary>
     public string? CaPem { get; init; }
+
+    /// <summary><c>--cluster-cidr</c>, sent with the route table so agents know what is inside the pod network.</summary>
+    public string ClusterCidr { get; init; } = "10.244.0.0/16";
 }
 
 /// <summary>What the bridge has heard from a node (presence, lease): the node lifecycle controller reads it.</summary>
-public sealed record NodeLiveness(DateTimeOffset? LastLease, DateTimeOffset? LastStatus, bool Offline);
+public sealed record NodeLiveness(DateTimeOffset? LastLease, DateTimeOffset? LastStatus, bool Offline)
+{
+    /// <summary>The status the node last reported, so a node heard from again gets its own conditions back in place of Unknown.</summary>
+    public JsonObject? ReportedStatus { get; init; }
+}
 
 /// <summary>
 /// The master's side of the MQTT contract (docs/protocol.md): publishes each pod bound to a node
@@ -44,7 +51,10 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     private readonly ConcurrentDictionary<string, NodeLiveness> _liveness = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskCompletionSource<byte[]>> _pending = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private readonly Dictionary<string, string> _publishedSpecs = new(StringComparer.Ordinal);
+    private string? _publishedRoutes;
     private volatile bool _resync = true;
+    private volatile bool _resyncNodes = true;
 
     public MqttBridge(BridgeOptions options, IObjectStore store, TimeProvider time, ILogger<MqttBridge> logger)
     {
@@ -79,7 +89,8 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     {
         var connection = KeepConnectedAsync(cancellationToken);
         var pods = FollowPodsAsync(cancellationToken);
-        await Task.WhenAll(connection, pods).ConfigureAwait(false);
+        var nodes = FollowNodesAsync(cancellationToken);
+        await Task.WhenAll(connection, pods, nodes).ConfigureAwait(false);
     }
 
     private async Task KeepConnectedAsync(CancellationToken cancellationToken)
@@ -94,7 +105,9 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                     await ConnectAsync(cancellationToken).ConfigureAwait(false);
                     attempt = 0;
                     _resync = true;
+                    _resyncNodes = true;
                     await SyncAllAsync(cancellationToken).ConfigureAwait(false);
+                    await SyncNodesAsync(cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
                 {
@@ -289,6 +302,95 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         await _client.PublishAsync(message, cancellationToken).ConfigureAwait(false);
     }
 
+    private async Task FollowNodesAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var since = await SyncNodesAsync(cancellationToken).ConfigureAwait(false);
+                await foreach (var e in _store.WatchAsync("nodes", null, since, cancellationToken).ConfigureAwait(false))
+                {
+                    await SyncNodesAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (StoreException e) when (e.Kind == StoreErrorKind.Expired)
+            {
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException)
+            {
+                // Lost the broker mid-publish: everything is published again on reconnect.
+                _resyncNodes = true;
+                await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Publishes each node's spec (podCIDR, taints, unschedulable) on <c>nodes/{node}/spec</c> and the
+    /// cluster's route table on <c>cluster/routes</c>, both retained and only when changed; clears the
+    /// spec of a deleted node. Returns the rv it is consistent with.
+    /// </summary>
+    private async Task<long> SyncNodesAsync(CancellationToken cancellationToken)
+    {
+        await _sync.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var list = await _store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false);
+            if (!_client.IsConnected)
+            {
+                return list.ResourceVersion;
+            }
+
+            var force = _resyncNodes;
+            _resyncNodes = false;
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var node in list.Items)
+            {
+                var name = node.Name();
+                seen.Add(name);
+                var spec = (node["spec"] as JsonObject)?.ToJsonString(Compact) ?? "{}";
+                if (force || !_publishedSpecs.TryGetValue(name, out var was) || was != spec)
+                {
+                    await PublishAsync(_topics.NodeSpec(name), Encoding.UTF8.GetBytes(spec), cancellationToken).ConfigureAwait(false);
+                    _publishedSpecs[name] = spec;
+                }
+            }
+
+            foreach (var gone in _publishedSpecs.Keys.Where(n => !seen.Contains(n)).ToList())
+            {
+                await PublishAsync(_topics.NodeSpec(gone), [], cancellationToken).ConfigureAwait(false);
+                _publishedSpecs.Remove(gone);
+            }
+
+            var routes = new RouteTable(_options.ClusterCidr, [.. list.Items.Select(RouteOf).OfType<NodeRoute>().OrderBy(r => r.Node, StringComparer.Ordinal)]);
+            var json = JsonSerializer.Serialize(routes, ProtocolJson.Default.RouteTable);
+            if (force || json != _publishedRoutes)
+            {
+                await PublishAsync(_topics.Routes, Encoding.UTF8.GetBytes(json), cancellationToken).ConfigureAwait(false);
+                _publishedRoutes = json;
+            }
+
+            return list.ResourceVersion;
+        }
+        finally
+        {
+            _sync.Release();
+        }
+    }
+
+    /// <summary>A node's route: its pod CIDR via its InternalIP; null until it has both.</summary>
+    public static NodeRoute? RouteOf(JsonObject node)
+    {
+        var cidr = node["spec"]?["podCIDR"]?.GetValue<string>();
+        var ip = (node["status"]?["addresses"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(a => a.Str("type") == "InternalIP")?.Str("address");
+        return cidr is { Length: > 0 } && ip is { Length: > 0 } ? new NodeRoute(node.Name(), cidr, ip) : null;
+    }
+
     private static string? NodeOf(JsonObject pod) => pod["spec"]?["nodeName"] is JsonValue v && v.TryGetValue<string>(out var n) && n.Length > 0 ? n : null;
 
     // ----- nodes → master -----
@@ -348,7 +450,8 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         var reported = JsonNode.Parse(payload) as JsonObject ?? throw new JsonException("node status is not an object");
         var key = new ObjectKey("nodes", string.Empty, node);
         var now = _time.GetUtcNow();
-        _liveness.AddOrUpdate(node, _ => new NodeLiveness(now, now, false), (_, l) => l with { LastStatus = now, LastLease = now, Offline = false });
+        var reportedStatus = reported["status"]?.DeepClone() as JsonObject;
+        _liveness.AddOrUpdate(node, _ => new NodeLiveness(now, now, false) { ReportedStatus = reportedStatus }, (_, l) => l with { LastStatus = now, LastLease = now, Offline = false, ReportedStatus = reportedStatus });
         for (var attempt = 0; attempt < 5; attempt++)
         {
             var current = await _store.GetAsync(key).ConfigureAwait(false);

@@ -24,6 +24,10 @@ public sealed partial class NodeLifecycleController(
     public const string NotReadyTaint = "node.kubernetes.io/not-ready";
     private readonly DateTimeOffset _started = time.GetUtcNow();
     private readonly SemaphoreSlim _kick = new(0, int.MaxValue);
+    private readonly Dictionary<string, DateTimeOffset> _orphanedSince = new(StringComparer.Ordinal);
+
+    /// <summary>How long a pod bound to a node that does not exist is left before it is deleted (kube-controller-manager's pod GC quarantine).</summary>
+    public static readonly TimeSpan OrphanQuarantine = TimeSpan.FromSeconds(40);
 
     /// <summary>Look at <paramref name="node"/> now (presence or status changed).</summary>
     public void Kick(string node) => _kick.Release();
@@ -48,31 +52,131 @@ public sealed partial class NodeLifecycleController(
     {
         var now = time.GetUtcNow();
         var heard = liveness();
-        foreach (var node in (await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items)
+        var lostNodes = new HashSet<string>(StringComparer.Ordinal);
+        var nodes = (await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items;
+        await CollectOrphansAsync(nodes.Select(n => n.Name()).ToHashSet(StringComparer.Ordinal), now, cancellationToken).ConfigureAwait(false);
+        foreach (var node in nodes)
         {
             heard.TryGetValue(node.Name(), out var live);
             // Nodes not heard from since the master started get the grace period from the start, as kube-controller-manager does.
             var last = new[] { live?.LastLease, live?.LastStatus, _started }.Max()!.Value;
             var lost = live?.Offline == true || now - last > gracePeriod;
+            if (lost)
+            {
+                lostNodes.Add(node.Name());
+            }
+
             try
             {
-                await UpdateAsync(node, lost, live?.Offline == true, now, cancellationToken).ConfigureAwait(false);
+                await UpdateAsync(node, lost, live?.Offline == true, live?.ReportedStatus, now, cancellationToken).ConfigureAwait(false);
             }
             catch (StoreException)
             {
                 // Changed meanwhile: looked at again within a second.
             }
         }
+
+        if (lostNodes.Count > 0)
+        {
+            await MarkPodsNotReadyAsync(lostNodes, now, cancellationToken).ConfigureAwait(false);
+        }
     }
 
-    private async Task UpdateAsync(JsonObject node, bool lost, bool offline, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>
+    /// Pods bound to a node that is gone (removed, <c>kubectl delete node</c>) are deleted once they have
+    /// been orphaned for <see cref="OrphanQuarantine"/>: nobody will ever run or stop them.
+    /// </summary>
+    private async Task CollectOrphansAsync(HashSet<string> nodes, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        var orphans = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var pod in (await store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false)).Items)
+        {
+            if (pod["spec"]?["nodeName"]?.GetValue<string>() is not { Length: > 0 } node || nodes.Contains(node))
+            {
+                continue;
+            }
+
+            var key = pod.Namespace() + "/" + pod.Name() + "/" + pod.Uid();
+            orphans.Add(key);
+            if (!_orphanedSince.TryGetValue(key, out var since))
+            {
+                _orphanedSince[key] = now;
+                continue;
+            }
+
+            if (now - since < OrphanQuarantine)
+            {
+                continue;
+            }
+
+            try
+            {
+                await store.DeleteAsync(new ObjectKey("pods", pod.Namespace(), pod.Name()), pod.ResourceVersion(), cancellationToken).ConfigureAwait(false);
+                LogOrphanDeleted(pod.Namespace(), pod.Name(), node);
+            }
+            catch (StoreException)
+            {
+            }
+        }
+
+        foreach (var gone in _orphanedSince.Keys.Where(k => !orphans.Contains(k)).ToList())
+        {
+            _orphanedSince.Remove(gone);
+        }
+    }
+
+    /// <summary>
+    /// The pods of a node that is not heard from cannot be known to be ready: their Ready condition
+    /// becomes False (kube-controller-manager's MarkPodsNotReady), so nothing sends them traffic. The
+    /// node reports their real status again when it returns.
+    /// </summary>
+    private async Task MarkPodsNotReadyAsync(HashSet<string> nodes, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        foreach (var pod in (await store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false)).Items)
+        {
+            if (pod["spec"]?["nodeName"]?.GetValue<string>() is not { } node || !nodes.Contains(node))
+            {
+                continue;
+            }
+
+            var conditions = pod.Obj("status")["conditions"] as JsonArray;
+            var ready = conditions?.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "Ready");
+            if (ready is null || ready.Str("status") == "False")
+            {
+                continue;
+            }
+
+            ready["status"] = "False";
+            ready["lastTransitionTime"] = ObjectMeta.Time(now);
+            ready.Remove("reason");
+            ready.Remove("message");
+            try
+            {
+                await store.UpdateAsync(new ObjectKey("pods", pod.Namespace(), pod.Name()), pod, pod.ResourceVersion(), cancellationToken).ConfigureAwait(false);
+                LogPodNotReady(pod.Namespace(), pod.Name(), node);
+            }
+            catch (StoreException)
+            {
+                // Changed meanwhile: the next pass looks again.
+            }
+        }
+    }
+
+    private async Task UpdateAsync(JsonObject node, bool lost, bool offline, JsonObject? reported, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var changed = false;
+        var wasReady = (node["status"]?["conditions"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "Ready")?.Str("status");
+        if (!lost && wasReady == "Unknown" && reported is not null)
+        {
+            // Heard from again (lease or presence) but its status did not change meanwhile, so it was not sent again: what it last said holds.
+            node["status"] = reported.DeepClone();
+            changed = true;
+        }
+
         var status = node.Obj("status");
         var conditions = status["conditions"] as JsonArray ?? [];
         status["conditions"] = conditions;
         var ready = conditions.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "Ready");
-        var changed = false;
-        var wasReady = ready?.Str("status");
         if (lost && ready?.Str("status") != "Unknown")
         {
             if (ready is null)
@@ -144,6 +248,12 @@ public sealed partial class NodeLifecycleController(
             await events.RecordAsync(node, "Normal", reason, $"Node {node.Name()} status is now: {reason}", "node-controller", cancellationToken).ConfigureAwait(false);
         }
     }
+
+    [LoggerMessage(EventId = 5102, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name} deleted: its node {Node} no longer exists")]
+    private partial void LogOrphanDeleted(string @namespace, string name, string node);
+
+    [LoggerMessage(EventId = 5101, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name}: Ready=False, its node {Node} is not heard from")]
+    private partial void LogPodNotReady(string @namespace, string name, string node);
 
     [LoggerMessage(EventId = 5100, Level = LogLevel.Information, Message = "Node {Node}: {Reason}")]
     private partial void LogTransition(string node, string reason);

@@ -6,6 +6,7 @@ using EdgeKube.Master.Api;
 using EdgeKube.Master.Bridge;
 using EdgeKube.Master.Controllers;
 using EdgeKube.Master.Controllers.Workloads;
+using EdgeKube.Master.Networking;
 using EdgeKube.Master.Security;
 using EdgeKube.Master.Store;
 using EdgeKube.Protocol;
@@ -39,6 +40,12 @@ public sealed record MasterOptions
 
     /// <summary><c>--node-monitor-grace-period</c>: how long a silent node stays Ready.</summary>
     public TimeSpan NodeMonitorGracePeriod { get; init; } = TimeSpan.FromSeconds(40);
+
+    /// <summary><c>--cluster-cidr</c>: the pod network; each node gets a subnet of it.</summary>
+    public string ClusterCidr { get; init; } = "10.244.0.0/16";
+
+    /// <summary><c>--node-cidr-mask-size</c>: the size of each node's pod subnet (/24: 254 pods).</summary>
+    public int NodeCidrMaskSize { get; init; } = 24;
 
     /// <summary><c>--advertise-address</c>: the broker address put into join configs (default: the MQTT listen address, or this machine's address when that is 0.0.0.0).</summary>
     public string? AdvertiseAddress { get; init; }
@@ -89,7 +96,7 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
         }
 
         var brokerCa = options.Broker is not null && options.BrokerCaFile is { } caFile ? File.ReadAllText(caFile) : null;
-        await using var bridge = new MqttBridge(new BridgeOptions(brokerUrl, NodeAcl.MasterUser, masterPassword, options.TopicPrefix) { CaPem = brokerCa }, store, time, loggers.CreateLogger<MqttBridge>());
+        await using var bridge = new MqttBridge(new BridgeOptions(brokerUrl, NodeAcl.MasterUser, masterPassword, options.TopicPrefix) { CaPem = brokerCa, ClusterCidr = options.ClusterCidr }, store, time, loggers.CreateLogger<MqttBridge>());
         await using var api = new ApiServer(store, admin, pki, options.ApiListen, bridge, time, loggers);
         await api.StartAsync(cancellationToken).ConfigureAwait(false);
         var kubeconfig = admin.WriteKubeconfig(options.DataDir, api.Url, pki.CaPem);
@@ -112,6 +119,9 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
         bridge.NodeChanged += lifecycle.Kick;
         var namespaces = new NamespaceController(store, api, loggers.CreateLogger<NamespaceController>());
         var writer = new ObjectWriter(store, time);
+        var pods = ApiResources.All.First(r => r.Kind == "Pod");
+        var eviction = new TaintEvictionController(store, (pod, ct) => api.DeleteObjectAsync(pods, pod, null, ct), events, time, loggers.CreateLogger<TaintEvictionController>());
+        var ipam = new NodeIpamController(store, options.ClusterCidr, options.NodeCidrMaskSize, events, loggers.CreateLogger<NodeIpamController>());
 
         var loops = new List<Task>
         {
@@ -124,7 +134,9 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
             new DaemonSetController(writer, events, loggers.CreateLogger<DaemonSetController>()).RunAsync(cancellationToken),
             new JobController(writer, events, loggers.CreateLogger<JobController>()).RunAsync(cancellationToken),
             new GarbageCollector(writer, loggers.CreateLogger<GarbageCollector>()).RunAsync(cancellationToken),
-            WatchCredentialsAsync(credentials, broker, cancellationToken),
+            ipam.RunAsync(cancellationToken),
+            eviction.RunAsync(cancellationToken),
+            WatchCredentialsAsync(credentials, broker, store, cancellationToken),
         };
         try
         {
@@ -144,8 +156,11 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
         }
     }
 
-    /// <summary><c>node add</c> / <c>node remove</c> run as other processes: pick up their changes, and end the sessions of removed nodes.</summary>
-    private async Task WatchCredentialsAsync(CredentialStore credentials, EmbeddedBroker? broker, CancellationToken cancellationToken)
+    /// <summary>
+    /// <c>node add</c> / <c>node remove</c> run as other processes: pick up their changes, end the sessions
+    /// of revoked nodes, and delete the Node of a removed one (which frees its pod CIDR and its routes).
+    /// </summary>
+    private async Task WatchCredentialsAsync(CredentialStore credentials, EmbeddedBroker? broker, IObjectStore store, CancellationToken cancellationToken)
     {
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -158,6 +173,18 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
                     if (broker is not null)
                     {
                         await broker.DisconnectUserAsync(user).ConfigureAwait(false);
+                    }
+
+                    if (!credentials.Exists(user) && user != NodeAcl.MasterUser)
+                    {
+                        try
+                        {
+                            await store.DeleteAsync(new ObjectKey("nodes", string.Empty, user), null, cancellationToken).ConfigureAwait(false);
+                            LogNodeDeleted(user);
+                        }
+                        catch (StoreException e) when (e.Kind == StoreErrorKind.NotFound)
+                        {
+                        }
                     }
                 }
             }
@@ -282,6 +309,9 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
 
     [LoggerMessage(EventId = 6002, Level = LogLevel.Information, Message = "MQTT credentials of {User} revoked: its sessions are closed")]
     private partial void LogRevoked(string user);
+
+    [LoggerMessage(EventId = 6005, Level = LogLevel.Information, Message = "Node {Node} removed: its credentials were revoked (node remove)")]
+    private partial void LogNodeDeleted(string node);
 
     [LoggerMessage(EventId = 6003, Level = LogLevel.Error, Message = "Cannot read the MQTT credentials: {Error}")]
     private partial void LogCredentialsUnreadable(string error);

@@ -31,8 +31,7 @@ public sealed class ContainerdFixture : IAsyncLifetime
     /// <summary>The pod subnet of this test process: 10.244.200.0/24 to 10.244.249.0/24, one not routed yet.</summary>
     public static string Subnet { get; } = PickSubnet();
 
-    private readonly StringBuilder _log = new();
-    private Process? _containerd;
+    private ContainerdInstance _containerd = null!;
     private Process? _registry;
 
     public string Root { get; } = Directory.CreateTempSubdirectory("edgekube-containerd-").FullName;
@@ -45,13 +44,15 @@ public sealed class ContainerdFixture : IAsyncLifetime
 
     public CriRuntimeClient Runtime { get; private set; } = null!;
 
+    private readonly StringBuilder _log = new();
+
     public string Log
     {
         get
         {
             lock (_log)
             {
-                return _log.ToString();
+                return _containerd?.Log + _log;
             }
         }
     }
@@ -68,14 +69,11 @@ public sealed class ContainerdFixture : IAsyncLifetime
         var images = Path.Combine(RepoRoot, "artifacts", "images");
         await RunAsync("bash", Path.Combine(RepoRoot, "scripts", "build-test-image.sh"), images);
 
+        _containerd = new ContainerdInstance(Root, Path.Combine(Root, "cni"), registryConfigPath: Path.Combine(Root, "certs.d"));
         WriteConfig();
-        await StartContainerdAsync();
+        await _containerd.StartAsync();
         Runtime = new CriRuntimeClient(SocketPath, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(2));
-
-        foreach (var archive in new[] { "busybox.tar", "pause.tar" })
-        {
-            await RunAsync("ctr", "--address", SocketPath, "-n", "k8s.io", "images", "import", Path.Combine(images, archive));
-        }
+        await _containerd.ImportImagesAsync(images);
 
         await StartRegistryAsync(Path.Combine(images, "busybox.tar"));
     }
@@ -107,90 +105,14 @@ public sealed class ContainerdFixture : IAsyncLifetime
               skip_verify = true
             """);
 
-        File.WriteAllText(ConfigPath, $"""
-            version = 2
-            root = "{Root}/root"
-            state = "{Root}/state"
-            [grpc]
-              address = "{SocketPath}"
-            [ttrpc]
-              address = "{SocketPath}.ttrpc"
-            [debug]
-              address = ""
-            [metrics]
-              address = ""
-            [plugins."io.containerd.grpc.v1.cri"]
-              sandbox_image = "{PauseImageName}"
-              restrict_oom_score_adj = true
-              stream_server_address = "127.0.0.1"
-              stream_server_port = "0"
-              [plugins."io.containerd.grpc.v1.cri".cni]
-                bin_dir = "/usr/lib/cni"
-                conf_dir = "{cni}"
-              [plugins."io.containerd.grpc.v1.cri".registry]
-                config_path = "{Root}/certs.d"
-            """);
-    }
-
-    private async Task StartContainerdAsync()
-    {
-        var psi = new ProcessStartInfo("containerd") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        psi.ArgumentList.Add("--config");
-        psi.ArgumentList.Add(ConfigPath);
-        _containerd = Process.Start(psi) ?? throw new InvalidOperationException("could not start containerd");
-        _containerd.ErrorDataReceived += (_, e) => Append(e.Data);
-        _containerd.OutputDataReceived += (_, e) => Append(e.Data);
-        _containerd.BeginErrorReadLine();
-        _containerd.BeginOutputReadLine();
-
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        using var probe = new CriRuntimeClient(SocketPath, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2));
-        while (true)
-        {
-            try
-            {
-                var status = await probe.StatusAsync(CancellationToken.None);
-                if (status.Conditions.Any(c => c.Type == "RuntimeReady" && c.Status))
-                {
-                    return;
-                }
-            }
-            catch (RuntimeException)
-            {
-            }
-
-            if (_containerd.HasExited || DateTime.UtcNow > deadline)
-            {
-                throw new InvalidOperationException($"containerd did not come up at {SocketPath}:\n{Log}");
-            }
-
-            await Task.Delay(200);
-        }
+        _containerd.WriteConfig();
     }
 
     /// <summary>Stops containerd (SIGTERM, as systemd does) and starts it again on the same root; shims and pods live on.</summary>
     public async Task RestartContainerdAsync()
     {
-        await StopContainerdAsync();
-        await StartContainerdAsync();
-    }
-
-    private async Task StopContainerdAsync()
-    {
-        if (_containerd is { HasExited: false } p)
-        {
-            await RunAsync("kill", "-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            try
-            {
-                await p.WaitForExitAsync(cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                p.Kill();
-                await p.WaitForExitAsync();
-            }
-        }
+        await _containerd.StopAsync();
+        await _containerd.StartAsync();
     }
 
     private async Task StartRegistryAsync(string busyboxArchive)
@@ -275,36 +197,15 @@ public sealed class ContainerdFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        try
-        {
-            foreach (var sandbox in await Runtime.ListPodSandboxAsync(null, CancellationToken.None))
-            {
-                await Runtime.StopPodSandboxAsync(sandbox.Id, CancellationToken.None);
-                await Runtime.RemovePodSandboxAsync(sandbox.Id, CancellationToken.None);
-            }
-        }
-        catch (RuntimeException)
-        {
-        }
-
-        Runtime?.Dispose();
-        await StopContainerdAsync();
         if (_registry is { HasExited: false } registry)
         {
             registry.Kill();
             await registry.WaitForExitAsync();
         }
 
-        // Mounts left by snapshots and sandboxes must go before the directory can.
-        await RunAsync("sh", "-c", $"grep -o ' {Root}[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l", check: false);
+        await _containerd.DestroyAsync(Runtime);
+        Runtime?.Dispose();
         await RunAsync("ip", ["link", "delete", BridgeName], check: false);
-        try
-        {
-            Directory.Delete(Root, recursive: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-        }
     }
 
     private void Append(string? line)

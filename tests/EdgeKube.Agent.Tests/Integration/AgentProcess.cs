@@ -45,6 +45,18 @@ public sealed class AgentProcess : IAsyncDisposable
 
     public IReadOnlyList<string> ExtraArgs { get; init; } = [];
 
+    /// <summary><c>--cni-conf-dir</c>; empty by default, so tests on the host never write CNI configs or host routes.</summary>
+    public string CniConfDir { get; init; } = string.Empty;
+
+    /// <summary>Runs the agent through this command (e.g. <c>nsenter --net=/var/run/netns/NS</c>); none by default.</summary>
+    public IReadOnlyList<string> Launcher { get; init; } = [];
+
+    /// <summary><c>--address</c> of the read-only endpoint (and where the test reaches it).</summary>
+    public string Address { get; init; } = "127.0.0.1";
+
+    /// <summary><c>--node-ip</c>.</summary>
+    public string NodeIp { get; init; } = "127.0.0.1";
+
     public string Log
     {
         get
@@ -64,18 +76,18 @@ public sealed class AgentProcess : IAsyncDisposable
     public async Task StartAsync(bool waitHealthy = true)
     {
         var agentDll = Path.Combine(AppContext.BaseDirectory, "edgekube-agent.dll");
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(Launcher.Count > 0 ? Launcher[0] : "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[]
+        foreach (var arg in Launcher.Skip(1).Concat(Launcher.Count > 0 ? ["dotnet"] : []).Concat(new[]
         {
             agentDll, "--node-name", NodeName, "--pod-manifest-path", ManifestDir, "--containerd-socket", SocketPath,
             "--state-dir", StateDir, "--pod-logs-dir", LogsDir, "--read-only-port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--node-ip", "127.0.0.1",
-        }.Concat(ExtraArgs))
+            "--node-ip", NodeIp, "--cni-conf-dir", CniConfDir,
+        }).Concat(Address == "127.0.0.1" ? [] : ["--address", Address]).Concat(ExtraArgs))
         {
             psi.ArgumentList.Add(arg);
         }
@@ -108,7 +120,7 @@ public sealed class AgentProcess : IAsyncDisposable
     {
         try
         {
-            using var response = await _http.GetAsync($"http://127.0.0.1:{Port}/healthz");
+            using var response = await _http.GetAsync($"http://{Address}:{Port}/healthz");
             return response.StatusCode;
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
@@ -119,7 +131,7 @@ public sealed class AgentProcess : IAsyncDisposable
 
     public async Task<string> GetAsync(string path)
     {
-        using var response = await _http.GetAsync($"http://127.0.0.1:{Port}{path}");
+        using var response = await _http.GetAsync($"http://{Address}:{Port}{path}");
         return await response.Content.ReadAsStringAsync();
     }
 

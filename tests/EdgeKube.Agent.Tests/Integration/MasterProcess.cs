@@ -15,6 +15,12 @@ public sealed class MasterProcess : IAsyncDisposable
 
     public int MqttPort { get; } = AgentProcess.FreePort();
 
+    /// <summary>Where the embedded broker listens (loopback unless a test needs nodes in other network namespaces to reach it).</summary>
+    public string MqttAddress { get; init; } = "127.0.0.1";
+
+    /// <summary><c>--node-monitor-grace-period</c> in seconds.</summary>
+    public int GracePeriodSeconds { get; init; } = 10;
+
     public string Kubeconfig => Path.Combine(DataDir, "admin.kubeconfig");
 
     public string Log
@@ -33,7 +39,7 @@ public sealed class MasterProcess : IAsyncDisposable
     public async Task StartAsync(params string[] extra)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { MasterDll, "--data-dir", DataDir, "--api-listen", $"127.0.0.1:{ApiPort}", "--mqtt-listen", $"127.0.0.1:{MqttPort}", "--node-monitor-grace-period", "10" }.Concat(extra))
+        foreach (var a in new[] { MasterDll, "--data-dir", DataDir, "--api-listen", $"127.0.0.1:{ApiPort}", "--mqtt-listen", $"{MqttAddress}:{MqttPort}", "--node-monitor-grace-period", GracePeriodSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture) }.Concat(extra))
         {
             psi.ArgumentList.Add(a);
         }
@@ -61,6 +67,13 @@ public sealed class MasterProcess : IAsyncDisposable
 
     /// <summary>Starts a long-running kubectl (<c>get -w</c>, <c>logs -f</c>) against this master.</summary>
     public StreamingProcess KubectlStream(params string[] args) => new("kubectl", ["--kubeconfig", Kubeconfig, .. args]);
+
+    /// <summary>Runs <c>edgekube-master node remove NAME</c>.</summary>
+    public async Task RemoveNodeAsync(string name)
+    {
+        var (code, output) = await RunAsync("dotnet", [MasterDll, "node", "remove", name, "--data-dir", DataDir]);
+        Assert.True(code == 0, output);
+    }
 
     /// <summary>Runs the real kubectl with the master's admin kubeconfig; returns exit code and combined output.</summary>
     public Task<(int Code, string Output)> KubectlAsync(params string[] args) =>
