@@ -59,7 +59,7 @@ public static class Startup
 
         await stop.CancelAsync();
         await watch;
-        report.Note("Latency per pod: from just before `kubectl apply -f -` is started (so kubectl's own start-up, ~0.1–0.3 s, is included) until a watch on the API delivers the pod with phase Running. A batch of N pods is one apply of a List; every pod's latency is counted.");
+        report.Note("Latency per pod: from just before `kubectl apply -f -` is started (so kubectl's own start-up, ~0.1–0.3 s, is included) until a watch on the API delivers the pod with phase Running. A batch of N pods is one apply of a multi-document YAML; every pod's latency is counted.");
         report.Note("Floor: the bench's own CRI client (CriRuntimeClient) calls RunPodSandbox, CreateContainer, StartContainer for each pod (the batch in parallel) on the same containerd, image present; latency from the batch start to StartContainer's return. The agent path additionally has kubectl, the API server, the scheduler, the MQTT bridge, the broker, the agent's own status reporting and the API watch.");
         report.Note("Single-pod rows use max(runs, 10) rounds; percentiles are by nearest rank over all pods measured.");
         return report;
