@@ -36,7 +36,7 @@ public sealed class HollowCluster : IAsyncDisposable
     {
         var master = new MasterProc();
         HollowFleet.WriteCredentials(master.DataDir, nodes);
-        await master.StartAsync(gracePeriodSeconds: 40, logLevel: "Warning");
+        await master.StartAsync(gracePeriodSeconds: 40);
         var proxy = proxied > 0 ? new TcpProxy(master.MqttPort) : null;
         var fleet = new HollowFleet(nodes, i => i < proxied ? proxy!.Port : master.MqttPort, keepAlive);
         var cluster = new HollowCluster(master, fleet, proxy);
