@@ -19,6 +19,7 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
     private readonly CredentialStore _credentials;
     private readonly NodeAcl _acl;
     private readonly ILogger _logger;
+    private long _dropped;
 
     public EmbeddedBroker(IPEndPoint endpoint, CredentialStore credentials, NodeAcl acl, ILogger logger, IPEndPoint? tlsEndpoint = null, X509Certificate2? tlsCertificate = null)
     {
@@ -27,7 +28,13 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
         _logger = logger;
         var options = new MqttServerOptionsBuilder()
             .WithDefaultEndpoint()
-            .WithDefaultEndpointPort(endpoint.Port);
+            .WithDefaultEndpointPort(endpoint.Port)
+            // Thousands of nodes connect at once after a master or network restart: MQTTnet's default
+            // accept backlog (100) overflowed and left nodes in SYN retries for minutes (bench scale).
+            .WithConnectionBacklog(ConnectionBacklog)
+            // The master's one session receives every node's messages; MQTTnet's default queue of 250
+            // per client dropped node registrations when 1,000 nodes connected at once (bench scale).
+            .WithMaxPendingMessagesPerClient(MaxPendingMessagesPerClient);
         options = endpoint.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
             ? options.WithDefaultEndpointBoundIPV6Address(endpoint.Address).WithDefaultEndpointBoundIPAddress(IPAddress.None)
             : options.WithDefaultEndpointBoundIPAddress(endpoint.Address).WithDefaultEndpointBoundIPV6Address(IPAddress.None);
@@ -45,14 +52,32 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
         _server.ValidatingConnectionAsync += ValidateAsync;
         _server.InterceptingPublishAsync += InterceptPublishAsync;
         _server.InterceptingSubscriptionAsync += InterceptSubscriptionAsync;
+        _server.ApplicationMessageEnqueuedOrDroppedAsync += e =>
+        {
+            if (e.IsDropped)
+            {
+                Interlocked.Increment(ref _dropped);
+            }
+
+            return Task.CompletedTask;
+        };
         Endpoint = endpoint;
     }
+
+    /// <summary>Listen backlog of the MQTT endpoint (the kernel caps it at net.core.somaxconn).</summary>
+    public const int ConnectionBacklog = 4096;
+
+    /// <summary>Messages queued for one client before the broker drops any: enough for every node of a large cluster to report at once.</summary>
+    public const int MaxPendingMessagesPerClient = 1_000_000;
 
     public IPEndPoint Endpoint { get; }
 
     public MqttServer Server => _server;
 
     public long RefusedConnections { get; private set; }
+
+    /// <summary>Messages the broker dropped because a client's queue was full.</summary>
+    public long DroppedMessages => Interlocked.Read(ref _dropped);
 
     public long RefusedPublishes { get; private set; }
 

@@ -48,6 +48,12 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     private readonly IMqttClient _client;
     private readonly SemaphoreSlim _sync = new(1, 1);
     private readonly Dictionary<string, Dictionary<string, (string Uid, string Rv)>> _published = new(StringComparer.Ordinal);
+
+    // The bound pods per node, kept from the last full list and the watch after it (guarded by _sync), so
+    // one pod event costs O(pods on its node), not a relist of every pod in the cluster.
+    private readonly Dictionary<string, Dictionary<string, JsonObject>> _podsByNode = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _nodeOfPod = new(StringComparer.Ordinal);
+    private long _indexedRv;
     private readonly ConcurrentDictionary<string, NodeLiveness> _liveness = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskCompletionSource<byte[]>> _pending = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
@@ -208,12 +214,19 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         try
         {
             var list = await _store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false);
-            var byNode = list.Items.Where(p => NodeOf(p) is not null).GroupBy(p => NodeOf(p)!).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+            _podsByNode.Clear();
+            _nodeOfPod.Clear();
+            foreach (var pod in list.Items)
+            {
+                Index(KeyOf(pod), pod);
+            }
+
+            _indexedRv = list.ResourceVersion;
             if (_client.IsConnected)
             {
-                foreach (var node in byNode.Keys.Union(_published.Keys, StringComparer.Ordinal).ToList())
+                foreach (var node in _podsByNode.Keys.Union(_published.Keys, StringComparer.Ordinal).ToList())
                 {
-                    await PublishNodeAsync(node, byNode.TryGetValue(node, out var pods) ? pods : [], force: _resync, cancellationToken).ConfigureAwait(false);
+                    await PublishNodeAsync(node, PodsOf(node), force: _resync, cancellationToken).ConfigureAwait(false);
                 }
 
                 _resync = false;
@@ -229,23 +242,79 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
 
     private async Task SyncNodeOfAsync(WatchEvent e, CancellationToken cancellationToken)
     {
-        var node = NodeOf(e.Object);
-        if (node is null || !_client.IsConnected)
-        {
-            return;
-        }
-
         await _sync.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var pods = (await _store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false)).Items.Where(p => NodeOf(p) == node).ToList();
-            await PublishNodeAsync(node, pods, force: false, cancellationToken).ConfigureAwait(false);
+            // A full list made since (on reconnect) already holds this change and any after it.
+            if (e.ResourceVersion <= _indexedRv)
+            {
+                return;
+            }
+
+            var key = e.Key.Namespace + "/" + e.Key.Name;
+            var before = _nodeOfPod.GetValueOrDefault(key);
+            if (e.Type == WatchEventType.Deleted)
+            {
+                Unindex(key);
+            }
+            else
+            {
+                Index(key, e.Object);
+            }
+
+            var after = _nodeOfPod.GetValueOrDefault(key);
+            if (!_client.IsConnected)
+            {
+                return;
+            }
+
+            foreach (var node in new[] { before, after }.OfType<string>().Distinct(StringComparer.Ordinal))
+            {
+                await PublishNodeAsync(node, PodsOf(node), force: false, cancellationToken).ConfigureAwait(false);
+            }
         }
         finally
         {
             _sync.Release();
         }
     }
+
+    private static string KeyOf(JsonObject pod) => pod.Namespace() + "/" + pod.Name();
+
+    /// <summary>Records the pod under its node (or under none while it is unbound).</summary>
+    private void Index(string key, JsonObject pod)
+    {
+        Unindex(key);
+        if (NodeOf(pod) is not { } node)
+        {
+            return;
+        }
+
+        if (!_podsByNode.TryGetValue(node, out var pods))
+        {
+            _podsByNode[node] = pods = new Dictionary<string, JsonObject>(StringComparer.Ordinal);
+        }
+
+        pods[key] = pod;
+        _nodeOfPod[key] = node;
+    }
+
+    private void Unindex(string key)
+    {
+        if (_nodeOfPod.Remove(key, out var node) && _podsByNode.TryGetValue(node, out var pods))
+        {
+            pods.Remove(key);
+            if (pods.Count == 0)
+            {
+                _podsByNode.Remove(node);
+            }
+        }
+    }
+
+    private List<JsonObject> PodsOf(string node) => _podsByNode.TryGetValue(node, out var pods) ? [.. pods.Values] : [];
+
+    /// <summary>The pods the bridge holds for <paramref name="node"/>, by namespace/name: what it publishes to the node.</summary>
+    internal IReadOnlyCollection<string> IndexedPods(string node) => _podsByNode.TryGetValue(node, out var pods) ? [.. pods.Keys] : [];
 
     /// <summary>Brings one node's retained pod topics and index in line with <paramref name="pods"/>.</summary>
     private async Task PublishNodeAsync(string node, List<JsonObject> pods, bool force, CancellationToken cancellationToken)

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using EdgeKube.Agent.Cri;
 using EdgeKube.Agent.Tests.Fixtures;
+using EdgeKube.Testing;
 
 namespace EdgeKube.Agent.Tests.Integration;
 

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using EdgeKube.Agent.Cri;
 
-namespace EdgeKube.Agent.Tests.Fixtures;
+namespace EdgeKube.Testing;
 
 /// <summary>
 /// One real containerd of the tests' own: its root, state, socket and config in <see cref="Root"/>,
@@ -55,7 +55,7 @@ public sealed class ContainerdInstance(string root, string cniConfDir, IReadOnly
             [metrics]
               address = ""
             [plugins."io.containerd.grpc.v1.cri"]
-              sandbox_image = "{ContainerdFixture.PauseImageName}"
+              sandbox_image = "{ContainerdHost.PauseImageName}"
               restrict_oom_score_adj = true
               stream_server_address = "127.0.0.1"
               stream_server_port = "0"

@@ -1,0 +1,114 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using EdgeKube.Bench.Infra;
+using EdgeKube.Testing;
+
+namespace EdgeKube.Bench.Hollow;
+
+/// <summary>One real master (own process, embedded broker) and a fleet of hollow nodes, with the pod bookkeeping the scale scenarios share.</summary>
+public sealed class HollowCluster : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _watch;
+
+    private HollowCluster(MasterProc master, HollowFleet fleet, TcpProxy? proxy)
+    {
+        Master = master;
+        Fleet = fleet;
+        Proxy = proxy;
+    }
+
+    public MasterProc Master { get; }
+
+    public HollowFleet Fleet { get; }
+
+    /// <summary>The proxy the proxied nodes go through (null when none are).</summary>
+    public TcpProxy? Proxy { get; }
+
+    /// <summary>When each pod (by name) was first seen bound to a node, and Running.</summary>
+    public ConcurrentDictionary<string, DateTime> BoundAt { get; } = new(StringComparer.Ordinal);
+
+    public ConcurrentDictionary<string, DateTime> RunningAt { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Starts a master and <paramref name="nodes"/> hollow nodes; the first <paramref name="proxied"/> go through a counting proxy.</summary>
+    public static async Task<HollowCluster> StartAsync(int nodes, int proxied, TimeSpan keepAlive)
+    {
+        var master = new MasterProc();
+        HollowFleet.WriteCredentials(master.DataDir, nodes);
+        await master.StartAsync(gracePeriodSeconds: 40);
+        var proxy = proxied > 0 ? new TcpProxy(master.MqttPort) : null;
+        var fleet = new HollowFleet(nodes, i => i < proxied ? proxy!.Port : master.MqttPort, keepAlive);
+        var cluster = new HollowCluster(master, fleet, proxy);
+        cluster._watch = master.WatchAsync("/api/v1/pods", cluster.OnPod, cluster._stop.Token);
+        return cluster;
+    }
+
+    private void OnPod(string type, JsonObject pod)
+    {
+        if (type == "DELETED")
+        {
+            return;
+        }
+
+        var name = pod["metadata"]!["name"]!.GetValue<string>();
+        if (pod["spec"]?["nodeName"]?.GetValue<string>() is { Length: > 0 })
+        {
+            BoundAt.TryAdd(name, DateTime.UtcNow);
+        }
+
+        if (Infra.Cluster.Phase(pod) == "Running")
+        {
+            RunningAt.TryAdd(name, DateTime.UtcNow);
+        }
+    }
+
+    /// <summary>Names of the nodes the API shows Ready.</summary>
+    public async Task<HashSet<string>> ReadyNodesAsync()
+    {
+        var list = await Master.GetAsync("/api/v1/nodes");
+        return [.. list["items"]!.AsArray().Where(n => Infra.Cluster.Ready(n!.AsObject())).Select(n => n!["metadata"]!["name"]!.GetValue<string>())];
+    }
+
+    public async Task WaitNodesReadyAsync(int count, TimeSpan timeout) =>
+        await Run.UntilAsync(async () => (await ReadyNodesAsync()).Count >= count, timeout, $"{count} nodes Ready", 1000);
+
+    /// <summary>Creates <paramref name="count"/> pods through the API (8 requests in flight), unbound: the scheduler places them.</summary>
+    public async Task CreatePodsAsync(int count)
+    {
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
+            await Master.PostAsync("/api/v1/namespaces/default/pods", $$$$"""
+                {"apiVersion":"v1","kind":"Pod","metadata":{"name":"hp-{{{{i:D6}}}}","namespace":"default"},
+                 "spec":{"terminationGracePeriodSeconds":1,"containers":[{"name":"app","image":"{{{{ContainerdHost.BusyboxImageName}}}}","imagePullPolicy":"IfNotPresent","command":["sleep","36000"],
+                 "resources":{"requests":{"cpu":"1m","memory":"1Mi"}}}]}}
+                """));
+    }
+
+    public async Task WaitAllRunningAsync(int count, TimeSpan timeout) =>
+        await Run.UntilAsync(() => Task.FromResult(RunningAt.Count >= count), timeout, $"{count} pods Running (have {RunningAt.Count})", 200);
+
+    public static async Task<double> TimeAsync(Func<Task> action)
+    {
+        var clock = Stopwatch.StartNew();
+        await action();
+        return clock.Elapsed.TotalSeconds;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        if (_watch is not null)
+        {
+            await _watch;
+        }
+
+        if (Proxy is not null)
+        {
+            await Proxy.DisposeAsync();
+        }
+
+        await Fleet.DisposeAsync();
+        await Master.DisposeAsync();
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,118 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using EdgeKube.Agent.Hosting;
+using EdgeKube.Agent.Mqtt;
+using EdgeKube.Agent.Tests.Fakes;
+using EdgeKube.Broker;
+using EdgeKube.Testing;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeKube.Bench.Hollow;
+
+/// <summary>
+/// A hollow node, as Kubernetes' kubemark has them: the real agent (pod sources, workers, status,
+/// node reporter, MQTT link) over an in-memory runtime instead of containerd, many in one process.
+/// </summary>
+public sealed class HollowNode(string name, AgentOptions options, ILoggerFactory loggers)
+{
+    public string Name { get; } = name;
+
+    public FakeRuntime Runtime { get; } = CreateRuntime();
+
+    private Agent.Hosting.Agent? _agent;
+
+    public Task StartAsync()
+    {
+        _agent = new Agent.Hosting.Agent(options, Runtime, loggers, TimeProvider.System);
+        return _agent.StartAsync(CancellationToken.None);
+    }
+
+    public async Task StopAsync()
+    {
+        if (_agent is { } agent)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await agent.StopAsync(cts.Token);
+            agent.Dispose();
+        }
+    }
+
+    /// <summary>Sandbox ids the runtime holds (a recreated pod gets a new one).</summary>
+    public HashSet<string> SandboxIds() => [.. Runtime.AllSandboxes().Select(s => s.Id)];
+
+    private static FakeRuntime CreateRuntime()
+    {
+        var runtime = new FakeRuntime(TimeProvider.System) { RecordCalls = false };
+        runtime.AddImage(ContainerdHost.BusyboxImageName);
+        return runtime;
+    }
+}
+
+/// <summary>Many hollow nodes joined to one master's broker.</summary>
+public sealed class HollowFleet : IAsyncDisposable
+{
+    private const string Password = "hollow-node-password";
+    private readonly ILoggerFactory _loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Error).AddSimpleConsole(o => o.SingleLine = true));
+    private readonly string _root = Directory.CreateTempSubdirectory("edgekube-bench-hollow-").FullName;
+
+    public HollowFleet(int count, Func<int, int> brokerPortOf, TimeSpan keepAlive)
+    {
+        Nodes = [.. Enumerable.Range(0, count).Select(i =>
+        {
+            var name = NodeName(i);
+            var options = new AgentOptions
+            {
+                NodeName = name,
+                StateDir = Path.Combine(_root, name, "state"),
+                PodLogsDir = Path.Combine(_root, name, "logs"),
+                ContainerdSocket = "/nonexistent/hollow.sock",
+                ReadOnlyPort = 0,
+                NodeIp = "127.0.0.1",
+                Broker = new BrokerOptions { Url = new Uri($"mqtt://127.0.0.1:{brokerPortOf(i)}"), Username = name, Password = Password, KeepAlive = keepAlive },
+            };
+            return new HollowNode(name, options, _loggers);
+        })];
+    }
+
+    public IReadOnlyList<HollowNode> Nodes { get; }
+
+    public static string NodeName(int i) => $"hollow-{i:D5}";
+
+    /// <summary>
+    /// Writes the master's MQTT credential file for <paramref name="count"/> hollow nodes before it starts
+    /// (what <c>node add</c> writes, without one file rewrite per node). One password and salt for all:
+    /// each node's first connect still costs the broker one PBKDF2 check.
+    /// </summary>
+    public static void WriteCredentials(string dataDir, int count)
+    {
+        var hash = CredentialStore.Hash(Password, RandomNumberGenerator.GetBytes(12), 1000);
+        var users = Enumerable.Range(0, count).ToDictionary(NodeName, _ => hash);
+        var path = Path.Combine(dataDir, "mqtt-credentials.json");
+        File.WriteAllText(path, JsonSerializer.Serialize(new Dictionary<string, object> { ["users"] = users }));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+    }
+
+    public async Task StartAsync()
+    {
+        foreach (var node in Nodes)
+        {
+            await node.StartAsync();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Task.WhenAll(Nodes.Select(n => n.StopAsync()));
+        _loggers.Dispose();
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

@@ -1,0 +1,121 @@
+using System.Globalization;
+using EdgeKube.Bench.Infra;
+using EdgeKube.Bench.Scenarios;
+
+namespace EdgeKube.Bench;
+
+/// <summary>edgekube-bench: runs the benchmark scenarios (docs/benchmarks.md) and writes their tables to bench/results/.</summary>
+public static class Program
+{
+    private static readonly string[] Order = ["footprint", "startup", "failure", "bandwidth", "scale", "storm"];
+
+    public static async Task<int> Main(string[] args)
+    {
+        var options = BenchOptions.Parse(args, out var names, out var error);
+        if (error is not null)
+        {
+            Console.Error.WriteLine("edgekube-bench: " + error);
+            Console.Error.WriteLine($"usage: bench/run.sh [{string.Join('|', Order)}]... [--runs N] [--window SECONDS] [--nodes 100,1000] [--pods-per-node 10] [--out DIR]");
+            return 2;
+        }
+
+        if (!Environment.IsPrivilegedProcess)
+        {
+            Console.Error.WriteLine("edgekube-bench: needs root (it runs containerd): use bench/run.sh");
+            return 2;
+        }
+
+        var failed = 0;
+        foreach (var name in names.Count == 0 ? [.. Order] : names)
+        {
+            Console.Error.WriteLine($"==> bench {name} ({DateTime.UtcNow:HH:mm:ss} UTC)");
+            try
+            {
+                Report report = name switch
+                {
+                    "footprint" => await Footprint.RunAsync(options),
+                    "startup" => await Startup.RunAsync(options),
+                    "failure" => await Failure.RunAsync(options),
+                    "bandwidth" => await Bandwidth.RunAsync(options),
+                    "scale" => await Scale.RunAsync(options),
+                    "storm" => await Storm.RunAsync(options),
+                    _ => throw new ArgumentException(name),
+                };
+                report.Write(options.OutDir, options.Machine);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                Console.Error.WriteLine($"bench {name} failed: {e}");
+                failed++;
+            }
+        }
+
+        return failed == 0 ? 0 : 1;
+    }
+}
+
+/// <summary>Command-line settings of a bench run.</summary>
+public sealed record BenchOptions
+{
+    public int Runs { get; init; } = 3;
+
+    /// <summary>Seconds of each idle measurement window.</summary>
+    public int Window { get; init; } = 30;
+
+    public IReadOnlyList<int> Nodes { get; init; } = [100, 1000];
+
+    public int PodsPerNode { get; init; } = 10;
+
+    public string OutDir { get; init; } = Path.Combine(EdgeKube.Testing.ContainerdHost.RepoRoot, "bench", "results");
+
+    public string Machine { get; } =
+        $"{Environment.ProcessorCount} CPUs ({CpuModel()}), {Environment.OSVersion.VersionString}, .NET {Environment.Version}";
+
+    public static BenchOptions Parse(string[] args, out List<string> scenarios, out string? error)
+    {
+        var o = new BenchOptions();
+        scenarios = [];
+        error = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new FormatException(args[i] + " needs a value");
+            try
+            {
+                switch (args[i])
+                {
+                    case "--runs": o = o with { Runs = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--window": o = o with { Window = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--nodes": o = o with { Nodes = [.. Next().Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture))] }; break;
+                    case "--pods-per-node": o = o with { PodsPerNode = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--out": o = o with { OutDir = Path.GetFullPath(Next()) }; break;
+                    case "footprint" or "startup" or "failure" or "bandwidth" or "scale" or "storm": scenarios.Add(args[i]); break;
+                    default: error = $"unknown argument \"{args[i]}\""; return o;
+                }
+            }
+            catch (FormatException e)
+            {
+                error = $"{args[i]}: {e.Message}";
+                return o;
+            }
+        }
+
+        if (o.Runs < 1 || o.Window < 1 || o.PodsPerNode < 0 || o.Nodes.Any(n => n < 1))
+        {
+            error = "--runs, --window and --nodes must be positive";
+        }
+
+        return o;
+    }
+
+    private static string CpuModel()
+    {
+        try
+        {
+            return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
+}

@@ -1,0 +1,223 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using EdgeKube.Broker;
+using EdgeKube.Master.Bridge;
+using EdgeKube.Master.Store;
+using EdgeKube.Protocol;
+using Microsoft.Extensions.Logging.Abstractions;
+using MQTTnet;
+using MQTTnet.Formatter;
+using MQTTnet.Protocol;
+
+namespace EdgeKube.Master.Tests.Bridge;
+
+/// <summary>
+/// The bridge against a real (embedded) broker and the in-memory store: what each node finds in its
+/// retained pod topics and pod index as pods are created, bound, changed and deleted; and that a pod
+/// event costs no relist of the whole store (the per-node index the bridge keeps from the watch).
+/// </summary>
+public sealed class MqttBridgeTests : IAsyncLifetime
+{
+    private const string Prefix = "edgekube/v1";
+    private readonly string _dataDir = Directory.CreateTempSubdirectory("edgekube-bridge-").FullName;
+    private readonly CountingStore _store = new(new InMemoryObjectStore());
+    private readonly Topics _topics = new(Prefix);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Dictionary<string, string> _retained = new(StringComparer.Ordinal);
+    private EmbeddedBroker _broker = null!;
+    private MqttBridge _bridge = null!;
+    private Task _run = Task.CompletedTask;
+    private readonly List<IMqttClient> _nodes = [];
+
+    public async Task InitializeAsync()
+    {
+        var credentials = new CredentialStore(_dataDir);
+        var masterPassword = credentials.Create(NodeAcl.MasterUser);
+        var port = FreePort();
+        _broker = new EmbeddedBroker(new IPEndPoint(IPAddress.Loopback, port), credentials, new NodeAcl(Prefix), NullLogger.Instance);
+        await _broker.StartAsync();
+        foreach (var node in new[] { "node-a", "node-b" })
+        {
+            var password = credentials.Create(node);
+            var client = new MqttClientFactory().CreateMqttClient();
+            client.ApplicationMessageReceivedAsync += e =>
+            {
+                lock (_retained)
+                {
+                    _retained[e.ApplicationMessage.Topic] = e.ApplicationMessage.ConvertPayloadToString() ?? string.Empty;
+                }
+
+                return Task.CompletedTask;
+            };
+            await client.ConnectAsync(new MqttClientOptionsBuilder().WithClientId("edgekube-agent-" + node).WithCredentials(node, password)
+                .WithProtocolVersion(MqttProtocolVersion.V500).WithTcpServer("127.0.0.1", port).Build());
+            await client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
+                .WithTopicFilter(_topics.Node(node) + "/pods/+/+", MqttQualityOfServiceLevel.AtLeastOnce)
+                .WithTopicFilter(_topics.PodIndex(node), MqttQualityOfServiceLevel.AtLeastOnce).Build());
+            _nodes.Add(client);
+        }
+
+        _bridge = new MqttBridge(new BridgeOptions(new Uri($"mqtt://127.0.0.1:{port}"), NodeAcl.MasterUser, masterPassword, Prefix), _store, TimeProvider.System, NullLogger<MqttBridge>.Instance);
+        _run = _bridge.RunAsync(_stop.Token);
+        await Until(() => _bridge.IsConnected, "the bridge to connect");
+    }
+
+    [Fact]
+    public async Task Each_node_gets_exactly_its_pods_as_they_are_bound_changed_and_deleted_without_relisting_the_store()
+    {
+        await CreatePodAsync("web", "node-a");
+        await CreatePodAsync("db", "node-b");
+        await CreatePodAsync("pending", null);
+        await Until(() => IndexOf("node-a").SequenceEqual(["default/web"]) && IndexOf("node-b").SequenceEqual(["default/db"]), "the first indexes");
+
+        // Watch events are handled from the bridge's own index from here on: no list of the store.
+        var lists = _store.Lists;
+
+        // Bound later (as the scheduler does): the pod appears on its node.
+        var pending = (await _store.GetAsync(Key("pending")))!;
+        pending["spec"]!["nodeName"] = "node-a";
+        await _store.UpdateAsync(Key("pending"), pending);
+        await Until(() => IndexOf("node-a").SequenceEqual(["default/pending", "default/web"]), "the bound pod in node-a's index");
+        Assert.Contains("\"nodeName\":\"node-a\"", Retained(_topics.Pod("node-a", "default", "pending")));
+
+        // A changed spec is republished, without the status (that is the node's to report).
+        var web = (await _store.GetAsync(Key("web")))!;
+        web["metadata"]!["labels"] = new JsonObject { ["v"] = "2" };
+        web["status"] = new JsonObject { ["phase"] = "Running" };
+        var updated = await _store.UpdateAsync(Key("web"), web);
+        var rv = updated["metadata"]!["resourceVersion"]!.GetValue<string>();
+        await Until(() => Retained(_topics.Pod("node-a", "default", "web")).Contains($"\"resourceVersion\":\"{rv}\"", StringComparison.Ordinal), "the changed pod");
+        Assert.DoesNotContain("\"status\"", Retained(_topics.Pod("node-a", "default", "web")));
+
+        // Deleted: its retained topic is cleared and it leaves the index; the other node is untouched.
+        await _store.DeleteAsync(Key("web"));
+        await Until(() => IndexOf("node-a").SequenceEqual(["default/pending"]) && Retained(_topics.Pod("node-a", "default", "web")).Length == 0, "the deleted pod gone");
+        Assert.Equal(["default/db"], IndexOf("node-b"));
+        Assert.Equal(["default/pending"], _bridge.IndexedPods("node-a").Order(StringComparer.Ordinal));
+        Assert.Equal(["default/db"], _bridge.IndexedPods("node-b"));
+
+        // A new pod of the same name is a new incarnation (new uid) on node-b.
+        await CreatePodAsync("web", "node-b");
+        await Until(() => IndexOf("node-b").SequenceEqual(["default/db", "default/web"]), "the recreated pod on node-b");
+        Assert.Equal(["default/pending"], IndexOf("node-a"));
+        Assert.Equal(lists, _store.Lists);
+    }
+
+    private static ObjectKey Key(string name) => new("pods", "default", name);
+
+    private async Task CreatePodAsync(string name, string? node)
+    {
+        var spec = new JsonObject { ["containers"] = new JsonArray(new JsonObject { ["name"] = "app", ["image"] = "busybox" }) };
+        if (node is not null)
+        {
+            spec["nodeName"] = node;
+        }
+
+        await _store.CreateAsync(Key(name), new JsonObject
+        {
+            ["apiVersion"] = "v1",
+            ["kind"] = "Pod",
+            ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = "default", ["uid"] = Guid.NewGuid().ToString() },
+            ["spec"] = spec,
+        });
+    }
+
+    private string Retained(string topic)
+    {
+        lock (_retained)
+        {
+            return _retained.GetValueOrDefault(topic, string.Empty);
+        }
+    }
+
+    private List<string> IndexOf(string node)
+    {
+        var json = Retained(_topics.PodIndex(node));
+        if (json.Length == 0)
+        {
+            return [];
+        }
+
+        var index = JsonSerializer.Deserialize(json, ProtocolJson.Default.PodIndex)!;
+        return [.. index.Items.Select(i => i.Namespace + "/" + i.Name)];
+    }
+
+    private static async Task Until(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out waiting for " + what);
+            await Task.Delay(20);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        try
+        {
+            await _run;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        await _bridge.DisposeAsync();
+        foreach (var n in _nodes)
+        {
+            n.Dispose();
+        }
+
+        await _broker.DisposeAsync();
+        await _store.DisposeAsync();
+        _stop.Dispose();
+        Directory.Delete(_dataDir, recursive: true);
+    }
+
+    /// <summary>The store, counting full lists.</summary>
+    private sealed class CountingStore(IObjectStore inner) : IObjectStore
+    {
+        private int _lists;
+
+        public int Lists => Volatile.Read(ref _lists);
+
+        public long CurrentResourceVersion => inner.CurrentResourceVersion;
+
+        public Task<JsonObject?> GetAsync(ObjectKey key, CancellationToken cancellationToken = default) => inner.GetAsync(key, cancellationToken);
+
+        public Task<StoreList> ListAsync(string resource, string? ns, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _lists);
+            return inner.ListAsync(resource, ns, cancellationToken);
+        }
+
+        public Task<JsonObject> CreateAsync(ObjectKey key, JsonObject obj, CancellationToken cancellationToken = default) => inner.CreateAsync(key, obj, cancellationToken);
+
+        public Task<JsonObject> UpdateAsync(ObjectKey key, JsonObject obj, long? expectedResourceVersion = null, CancellationToken cancellationToken = default) =>
+            inner.UpdateAsync(key, obj, expectedResourceVersion, cancellationToken);
+
+        public Task<JsonObject> DeleteAsync(ObjectKey key, long? expectedResourceVersion = null, CancellationToken cancellationToken = default) =>
+            inner.DeleteAsync(key, expectedResourceVersion, cancellationToken);
+
+        public async IAsyncEnumerable<WatchEvent> WatchAsync(string resource, string? ns, long sinceResourceVersion, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+        {
+            await foreach (var e in inner.WatchAsync(resource, ns, sinceResourceVersion, cancellationToken))
+            {
+                yield return e;
+            }
+        }
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+}
