@@ -77,16 +77,18 @@ public sealed partial class SchedulingController(IObjectStore store, EventRecord
         var nodes = (await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items.Select(n => Typed<V1Node>(n)).ToList();
         var assigned = pods.Where(p => p["spec"]?["nodeName"] is not null && p["status"]?["phase"]?.GetValue<string>() is not ("Succeeded" or "Failed"))
             .Select(p => Typed<V1Pod>(p)).ToList();
+        // One snapshot per pass, kept up to date with each binding it makes.
+        var snapshot = Scheduler.Snapshot(nodes, assigned);
+        var byName = snapshot.GroupBy(i => i.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
         foreach (var pod in pending)
         {
             var typed = Typed<V1Pod>(pod);
-            var result = Scheduler.Schedule(typed, nodes, assigned);
+            var result = Scheduler.Schedule(typed, snapshot);
             if (result.NodeName is { } node)
             {
                 if (await BindAsync(pod, node, cancellationToken).ConfigureAwait(false))
                 {
-                    typed.Spec.NodeName = node;
-                    assigned.Add(typed);
+                    byName[node].AddPod(typed.Spec ?? new V1PodSpec());
                     LogBound(pod.Namespace(), pod.Name(), node);
                     await events.RecordAsync(pod, "Normal", "Scheduled", $"Successfully assigned {pod.Namespace()}/{pod.Name()} to {node}", "default-scheduler", cancellationToken).ConfigureAwait(false);
                 }

@@ -10,6 +10,9 @@ internal sealed class NodeInfo
 {
     private static readonly Dictionary<string, string> EmptyLabels = [];
 
+    private readonly Dictionary<string, decimal> _requested;
+    private readonly Dictionary<string, decimal> _nonZeroRequested;
+
     private NodeInfo(V1Node node, string name, int podCount, Dictionary<string, decimal> allocatable,
         Dictionary<string, decimal> requested, Dictionary<string, decimal> nonZeroRequested)
     {
@@ -17,8 +20,8 @@ internal sealed class NodeInfo
         Name = name;
         PodCount = podCount;
         Allocatable = allocatable;
-        Requested = requested;
-        NonZeroRequested = nonZeroRequested;
+        _requested = requested;
+        _nonZeroRequested = nonZeroRequested;
     }
 
     public V1Node Node { get; }
@@ -30,15 +33,15 @@ internal sealed class NodeInfo
     public IList<V1Taint> Taints => Node.Spec?.Taints ?? [];
 
     /// <summary>Pods already bound to the node.</summary>
-    public int PodCount { get; }
+    public int PodCount { get; private set; }
 
     public IReadOnlyDictionary<string, decimal> Allocatable { get; }
 
     /// <summary>Sum of the bound pods' requests, for the fit filter and BalancedAllocation.</summary>
-    public IReadOnlyDictionary<string, decimal> Requested { get; }
+    public IReadOnlyDictionary<string, decimal> Requested => _requested;
 
     /// <summary>Sum of the bound pods' cpu and memory requests with the scoring stand-ins, for LeastAllocated.</summary>
-    public IReadOnlyDictionary<string, decimal> NonZeroRequested { get; }
+    public IReadOnlyDictionary<string, decimal> NonZeroRequested => _nonZeroRequested;
 
     public static NodeInfo Create(V1Node node, IReadOnlyList<V1Pod> boundPods)
     {
@@ -47,18 +50,24 @@ internal sealed class NodeInfo
         var allocatable = PodResources.ToSchedulerUnits(
             PodResources.ToDecimals(status?.Allocatable ?? status?.Capacity));
 
-        var requested = new Dictionary<string, decimal>(StringComparer.Ordinal);
-        var nonZeroRequested = new Dictionary<string, decimal>(StringComparer.Ordinal);
+        var info = new NodeInfo(node, node.Metadata?.Name ?? "", 0, allocatable,
+            new Dictionary<string, decimal>(StringComparer.Ordinal), new Dictionary<string, decimal>(StringComparer.Ordinal));
         foreach (var pod in boundPods)
         {
-            var spec = pod.Spec ?? new V1PodSpec();
-            Add(requested, PodResources.ToSchedulerUnits(PodResources.Compute(spec, nonZeroDefaults: false)));
-            var nonZero = PodResources.ToSchedulerUnits(PodResources.Compute(spec, nonZeroDefaults: true));
-            Add(nonZeroRequested, PodResources.Cpu, nonZero.GetValueOrDefault(PodResources.Cpu));
-            Add(nonZeroRequested, PodResources.Memory, nonZero.GetValueOrDefault(PodResources.Memory));
+            info.AddPod(pod.Spec ?? new V1PodSpec());
         }
 
-        return new NodeInfo(node, node.Metadata?.Name ?? "", boundPods.Count, allocatable, requested, nonZeroRequested);
+        return info;
+    }
+
+    /// <summary>Counts one more pod bound to the node (its requests), as the scheduler's cache assumes a pod it just bound.</summary>
+    public void AddPod(V1PodSpec spec)
+    {
+        Add(_requested, PodResources.ToSchedulerUnits(PodResources.Compute(spec, nonZeroDefaults: false)));
+        var nonZero = PodResources.ToSchedulerUnits(PodResources.Compute(spec, nonZeroDefaults: true));
+        Add(_nonZeroRequested, PodResources.Cpu, nonZero.GetValueOrDefault(PodResources.Cpu));
+        Add(_nonZeroRequested, PodResources.Memory, nonZero.GetValueOrDefault(PodResources.Memory));
+        PodCount++;
     }
 
     private static void Add(Dictionary<string, decimal> into, IReadOnlyDictionary<string, decimal> amounts)

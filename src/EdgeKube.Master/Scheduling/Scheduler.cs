@@ -34,9 +34,27 @@ public static class Scheduler
         ArgumentNullException.ThrowIfNull(pod);
         ArgumentNullException.ThrowIfNull(nodes);
         ArgumentNullException.ThrowIfNull(assignedPods);
+        return Schedule(pod, Snapshot(nodes, assignedPods));
+    }
+
+    /// <summary>
+    /// Every node with what its bound pods request, computed once for a scheduling pass; the pass adds
+    /// each pod it binds (<see cref="NodeInfo.AddPod"/>) instead of recounting every pod for every pending one.
+    /// </summary>
+    internal static List<NodeInfo> Snapshot(IReadOnlyList<V1Node> nodes, IReadOnlyList<V1Pod> assignedPods)
+    {
+        var podsByNode = assignedPods
+            .Where(p => !string.IsNullOrEmpty(p?.Spec?.NodeName))
+            .GroupBy(p => p.Spec.NodeName, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => (IReadOnlyList<V1Pod>)g.ToList(), StringComparer.Ordinal);
 
         // Null entries are not nodes; they neither fit nor count in "0/N".
-        var candidates = nodes.Where(n => n is not null).ToList();
+        return nodes.Where(n => n is not null).Select(n => NodeInfo.Create(n, podsByNode.GetValueOrDefault(n.Metadata?.Name ?? "") ?? [])).ToList();
+    }
+
+    /// <summary>Picks a node for a pending pod among the nodes of a <see cref="Snapshot"/>.</summary>
+    internal static ScheduleResult Schedule(V1Pod pod, IReadOnlyList<NodeInfo> candidates)
+    {
         if (candidates.Count == 0)
         {
             return new ScheduleResult(null, NoNodesAvailableMessage);
@@ -49,24 +67,18 @@ public static class Scheduler
             return new ScheduleResult(null, $"{NoneAvailable(candidates.Count)} {ReasonAffinityTermsConflict}.");
         }
 
-        var podsByNode = assignedPods
-            .Where(p => !string.IsNullOrEmpty(p?.Spec?.NodeName))
-            .GroupBy(p => p.Spec.NodeName, StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => (IReadOnlyList<V1Pod>)g.ToList(), StringComparer.Ordinal);
         var input = new Filters.PodInput(spec, PodResources.ToSchedulerUnits(PodResources.Compute(spec, nonZeroDefaults: false)));
 
         var feasible = new List<NodeInfo>();
         var reasonCounts = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var node in candidates)
+        foreach (var info in candidates)
         {
-            var name = node.Metadata?.Name ?? "";
-            if (nodeNames is not null && !nodeNames.Contains(name))
+            if (nodeNames is not null && !nodeNames.Contains(info.Name))
             {
                 Count(reasonCounts, ReasonNotInPreFilterResult);
                 continue;
             }
 
-            var info = NodeInfo.Create(node, podsByNode.GetValueOrDefault(name) ?? []);
             var reasons = Filters.Reject(input, info);
             if (reasons.Count == 0)
             {
