@@ -33,6 +33,8 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
 
     public DesiredPodStore? Desired { get; private set; }
 
+    public NodeMonitor? Monitor { get; private set; }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var version = await ConnectAsync(stoppingToken).ConfigureAwait(false);
@@ -71,7 +73,12 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             workers.UpdatePod(pod);
         }
 
-        var loops = new List<Task> { observer.RunAsync(stoppingToken) };
+        var host = new HostReader(options.ProcfsRoot, options.SysfsRoot);
+        var decorators = new List<INodeDecorator>();
+        var monitor = new NodeMonitor(options, hostIp, runtime, observer, host, decorators, time, loggers.CreateLogger<NodeMonitor>());
+        Monitor = monitor;
+        var usage = new UsageCollector(runtime, host, time, loggers.CreateLogger<UsageCollector>());
+        var loops = new List<Task> { observer.RunAsync(stoppingToken), monitor.RunAsync(stoppingToken), usage.RunAsync(stoppingToken) };
         if (options.PodManifestPath is { Length: > 0 } manifests)
         {
             var source = new StaticPodSource(manifests, options.NodeName, desired, time, loggers.CreateLogger<StaticPodSource>()) { Period = options.FileCheckFrequency };
@@ -93,7 +100,7 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             var rpc = new RpcServer(link, options.NodeName, new ContainerLogs(desired, statuses, layout), loggers.CreateLogger<RpcServer>());
             link.MessageReceived += rpc.HandleAsync;
             _ = new StatusPublisher(link, options.NodeName, desired, statuses);
-            var reporter = new NodeReporter(link, options.NodeName, hostIp, options.StateDir, runtime, observer, time, loggers.CreateLogger<NodeReporter>());
+            var reporter = new NodeReporter(link, monitor, options.NodeName, time, loggers.CreateLogger<NodeReporter>());
             loops.Add(link.RunAsync(stoppingToken));
             loops.Add(reporter.RunAsync(stoppingToken));
             LogBroker(broker.Url.ToString());
@@ -105,7 +112,11 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         ReadOnlyServer? server = null;
         if (options.ReadOnlyPort > 0)
         {
-            server = new ReadOnlyServer(options.Address, options.ReadOnlyPort, desired, statuses, observer, time, loggers.CreateLogger<ReadOnlyServer>());
+            server = new ReadOnlyServer(options.Address, options.ReadOnlyPort, desired, statuses, observer, time, loggers.CreateLogger<ReadOnlyServer>())
+            {
+                Monitor = monitor,
+                Usage = usage,
+            };
             loops.Add(server.RunAsync(stoppingToken));
         }
 
