@@ -120,9 +120,9 @@ public sealed record BoardConfig
                 errors.Add($"board.devices[{i}].resource: \"{d.Resource}\" must be an extended resource name such as edgekube.io/gpio");
             }
 
-            if (d.Paths is not { Count: > 0 } || d.Paths.Any(p => !Path.IsPathRooted(p)))
+            if (d.Paths is not { Count: > 0 } || d.Paths.Any(p => !Path.IsPathRooted(DeviceResources.Split(p).Host) || !Path.IsPathRooted(DeviceResources.Split(p).Container)))
             {
-                errors.Add($"board.devices[{i}].paths: one or more absolute device paths are required");
+                errors.Add($"board.devices[{i}].paths: one or more absolute device paths (HOST or HOST:CONTAINER) are required");
             }
 
             if (d.Capacity is < 1 or > 1000)

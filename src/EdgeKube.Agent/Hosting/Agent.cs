@@ -35,12 +35,16 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
 
     public NodeMonitor? Monitor { get; private set; }
 
+    /// <summary>The board's buses; the real ones unless set (tests hand in simulated ones).</summary>
+    public Board.BoardBuses? Buses { get; init; }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var version = await ConnectAsync(stoppingToken).ConfigureAwait(false);
         LogConnected(version.RuntimeName, version.RuntimeVersion, version.RuntimeApiVersion, options.ContainerdSocket);
 
-        var layout = new NodeLayout(options.NodeName, Path.Combine(options.StateDir, "pods"), options.PodLogsDir, NodeFacts.MemoryCapacityBytes());
+        var devices = Board.DeviceResources.From(options.Board);
+        var layout = new NodeLayout(options.NodeName, Path.Combine(options.StateDir, "pods"), options.PodLogsDir, NodeFacts.MemoryCapacityBytes()) { Devices = devices.Present() };
         Directory.CreateDirectory(layout.PodsDirectory);
 
         var desired = new DesiredPodStore(options.StateDir, loggers.CreateLogger<DesiredPodStore>());
@@ -74,11 +78,13 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         }
 
         var host = new HostReader(options.ProcfsRoot, options.SysfsRoot);
-        var decorators = new List<INodeDecorator>();
+        using var buses = Buses ?? Board.BoardBuses.Real(options.Board.GpioChip);
+        var sensors = new Board.Sensors.SensorHub(Board.SensorFactory.Create(options.Board, buses, host, time), time, loggers.CreateLogger<Board.Sensors.SensorHub>());
+        var decorators = new List<INodeDecorator> { devices, sensors };
         var monitor = new NodeMonitor(options, hostIp, runtime, observer, host, decorators, time, loggers.CreateLogger<NodeMonitor>());
         Monitor = monitor;
         var usage = new UsageCollector(runtime, host, time, loggers.CreateLogger<UsageCollector>());
-        var loops = new List<Task> { observer.RunAsync(stoppingToken), monitor.RunAsync(stoppingToken), usage.RunAsync(stoppingToken) };
+        var loops = new List<Task> { observer.RunAsync(stoppingToken), monitor.RunAsync(stoppingToken), usage.RunAsync(stoppingToken), sensors.RunAsync(stoppingToken) };
         if (options.PodManifestPath is { Length: > 0 } manifests)
         {
             var source = new StaticPodSource(manifests, options.NodeName, desired, time, loggers.CreateLogger<StaticPodSource>()) { Period = options.FileCheckFrequency };
@@ -116,6 +122,7 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             {
                 Monitor = monitor,
                 Usage = usage,
+                MetricWriters = [sensors.WriteMetrics],
             };
             loops.Add(server.RunAsync(stoppingToken));
         }
