@@ -35,6 +35,8 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
 
     public NodeMonitor? Monitor { get; private set; }
 
+    public Board.Leds.LedBoard? Leds { get; private set; }
+
     /// <summary>The board's buses; the real ones unless set (tests hand in simulated ones).</summary>
     public Board.BoardBuses? Buses { get; init; }
 
@@ -112,6 +114,12 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             LogBroker(broker.Url.ToString());
         }
 
+        var leds = StartLeds(buses, link, observer, monitor, desired, statuses);
+        if (leds is not null)
+        {
+            loops.Add(leds.RunAsync(stoppingToken));
+        }
+
         // Every source has reported: what the runtime holds beyond this is an orphan.
         workers.EnableOrphanCleanup();
 
@@ -138,6 +146,7 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         finally
         {
             await workers.WhenAllStopped().ConfigureAwait(false);
+            leds?.Dispose();
             server?.Dispose();
             if (link is not null)
             {
@@ -146,6 +155,48 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
 
             LogStopped();
         }
+    }
+
+    /// <summary>The LED status board when the config names LEDs; null otherwise or when they cannot be opened (logged).</summary>
+    private Board.Leds.LedBoard? StartLeds(Board.BoardBuses buses, MqttLink? link, RuntimeObserver observer, NodeMonitor monitor, DesiredPodStore desired, StatusManager statuses)
+    {
+        if (options.Board.Leds is not { } config)
+        {
+            return null;
+        }
+
+        var everConnected = false;
+        if (link is not null)
+        {
+            link.Connected += () =>
+            {
+                everConnected = true;
+                return Task.CompletedTask;
+            };
+        }
+
+        Board.Leds.ILedOutput output;
+        try
+        {
+            output = config.Red is not null || config.Amber is not null || config.Green is not null
+                ? new Board.Leds.GpioLeds(buses.Gpio, config.Red, config.Amber, config.Green, config.ActiveLow ?? false)
+                : new Board.Leds.ClassLeds(options.SysfsRoot, config.BoardLeds is { Count: > 0 } names ? names : ["ACT", "PWR"]);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogLedsUnavailable(e.Message);
+            return null;
+        }
+
+        var board = new Board.Leds.LedBoard(output, () => new Board.Leds.BoardInputs(
+            observer.IsHealthy(TimeSpan.FromSeconds(30)),
+            link is not null,
+            everConnected,
+            link?.IsConnected ?? false,
+            [.. monitor.Current?.Status.Conditions ?? []],
+            [.. desired.All().Select(d => statuses.Get(d.Uid)).OfType<k8s.Models.V1PodStatus>()]), time, loggers.CreateLogger<Board.Leds.LedBoard>());
+        Leds = board;
+        return board;
     }
 
     /// <summary>CRI version handshake; waits for a runtime that is not there yet, fails at once on one that speaks no CRI v1.</summary>
@@ -174,6 +225,9 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             }
         }
     }
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Error, Message = "LED board unavailable (board.leds): {Error}; running without it")]
+    private partial void LogLedsUnavailable(string error);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Connected to {Runtime} {Version} (CRI {ApiVersion}) at {Socket}")]
     private partial void LogConnected(string runtime, string version, string apiVersion, string socket);

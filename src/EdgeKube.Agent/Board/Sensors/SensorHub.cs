@@ -273,6 +273,6 @@ public sealed partial class SensorHub(IReadOnlyList<SensorSpec> specs, TimeProvi
         }
     }
 
-    [LoggerMessage(EventId = 1300, Level = LogLevel.Warning, Message = "Sensor {Sensor} ({Type}) failed: {Error}; retrying with backoff")]
+    [LoggerMessage(EventId = 1310, Level = LogLevel.Warning, Message = "Sensor {Sensor} ({Type}) failed: {Error}; retrying with backoff")]
     private partial void LogSensorFailed(string sensor, string type, string error);
 }
