@@ -200,7 +200,8 @@ public sealed partial class SensorHub(IReadOnlyList<SensorSpec> specs, TimeProvi
     public static string Structured(IEnumerable<SensorState> states)
     {
         using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer))
+        // Relaxed escaping keeps "°C" readable in kubectl output (the text is a JSON string in an annotation, never HTML).
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartArray();
             foreach (var s in states)
