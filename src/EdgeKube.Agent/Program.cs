@@ -29,11 +29,19 @@ public static class Program
         var cniConfDir = new Option<string>("--cni-conf-dir") { Description = "Where to write the CNI config for this node's pod CIDR (containerd's CNI conf_dir; empty: leave the pod network alone)", DefaultValueFactory = _ => defaults.CniConfDir };
         var statusFrequency = new Option<double>("--node-status-update-frequency") { Description = "Seconds between lease renewals and node status checks", DefaultValueFactory = _ => defaults.NodeStatusUpdateFrequency.TotalSeconds };
         var config = new Option<string?>("--config") { Description = "Agent config file (the join config printed by `edgekube-master node add`)" };
+        var maxPods = new Option<int>("--max-pods") { Description = "Number of pods this node can run", DefaultValueFactory = _ => defaults.MaxPods };
+        var systemReserved = new Option<string?>("--system-reserved") { Description = "Resources reserved for the OS, e.g. cpu=100m,memory=100Mi,ephemeral-storage=1Gi" };
+        var kubeReserved = new Option<string?>("--kube-reserved") { Description = "Resources reserved for the agent and containerd, e.g. cpu=100m,memory=100Mi" };
+        var evictionHard = new Option<string>("--eviction-hard") { Description = "Hard eviction thresholds the pressure conditions use", DefaultValueFactory = _ => defaults.EvictionHard };
+        var transition = new Option<double>("--eviction-pressure-transition-period") { Description = "Seconds a pressure condition stays after its signal clears", DefaultValueFactory = _ => defaults.EvictionPressureTransitionPeriod.TotalSeconds };
+        var procfsRoot = new Option<string>("--procfs-root") { Description = "Where procfs is mounted", DefaultValueFactory = _ => defaults.ProcfsRoot };
+        var sysfsRoot = new Option<string>("--sysfs-root") { Description = "Where sysfs is mounted (thermal zones, firmware flags, 1-wire, LEDs)", DefaultValueFactory = _ => defaults.SysfsRoot };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Trace, Debug, Information, Warning or Error", DefaultValueFactory = _ => LogLevel.Information };
 
         var root = new RootCommand("edgekube-agent: runs Kubernetes pods on this board through containerd's CRI")
         {
             config, nodeName, manifests, socket, stateDir, logsDir, address, readOnlyPort, nodeIp, requestTimeout, pullTimeout, fileCheck, cniConfDir, statusFrequency, logLevel,
+            maxPods, systemReserved, kubeReserved, evictionHard, transition, procfsRoot, sysfsRoot,
         };
 
         root.SetAction(async (result, cancellationToken) =>
@@ -72,6 +80,14 @@ public static class Program
                 FileCheckFrequency = TimeSpan.FromSeconds(result.GetValue(fileCheck)),
                 CniConfDir = result.GetValue(cniConfDir) ?? string.Empty,
                 NodeStatusUpdateFrequency = TimeSpan.FromSeconds(result.GetValue(statusFrequency)),
+                MaxPods = result.GetValue(maxPods),
+                SystemReserved = result.GetValue(systemReserved),
+                KubeReserved = result.GetValue(kubeReserved),
+                EvictionHard = result.GetValue(evictionHard)!,
+                EvictionPressureTransitionPeriod = TimeSpan.FromSeconds(result.GetValue(transition)),
+                ProcfsRoot = Path.GetFullPath(result.GetValue(procfsRoot)!),
+                SysfsRoot = Path.GetFullPath(result.GetValue(sysfsRoot)!),
+                Board = file.Board ?? new(),
             };
             return await RunAsync(options, result.GetValue(logLevel), cancellationToken).ConfigureAwait(false);
         });

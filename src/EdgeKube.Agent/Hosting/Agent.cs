@@ -33,12 +33,20 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
 
     public DesiredPodStore? Desired { get; private set; }
 
+    public NodeMonitor? Monitor { get; private set; }
+
+    public Board.Leds.LedBoard? Leds { get; private set; }
+
+    /// <summary>The board's buses; the real ones unless set (tests hand in simulated ones).</summary>
+    public Board.BoardBuses? Buses { get; init; }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var version = await ConnectAsync(stoppingToken).ConfigureAwait(false);
         LogConnected(version.RuntimeName, version.RuntimeVersion, version.RuntimeApiVersion, options.ContainerdSocket);
 
-        var layout = new NodeLayout(options.NodeName, Path.Combine(options.StateDir, "pods"), options.PodLogsDir, NodeFacts.MemoryCapacityBytes());
+        var devices = Board.DeviceResources.From(options.Board);
+        var layout = new NodeLayout(options.NodeName, Path.Combine(options.StateDir, "pods"), options.PodLogsDir, NodeFacts.MemoryCapacityBytes()) { Devices = devices.Present() };
         Directory.CreateDirectory(layout.PodsDirectory);
 
         var desired = new DesiredPodStore(options.StateDir, loggers.CreateLogger<DesiredPodStore>());
@@ -71,7 +79,14 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             workers.UpdatePod(pod);
         }
 
-        var loops = new List<Task> { observer.RunAsync(stoppingToken) };
+        var host = new HostReader(options.ProcfsRoot, options.SysfsRoot);
+        using var buses = Buses ?? Board.BoardBuses.Real(options.Board.GpioChip);
+        var sensors = new Board.Sensors.SensorHub(Board.SensorFactory.Create(options.Board, buses, host, time), time, loggers.CreateLogger<Board.Sensors.SensorHub>());
+        var decorators = new List<INodeDecorator> { devices, sensors };
+        var monitor = new NodeMonitor(options, hostIp, runtime, observer, host, decorators, time, loggers.CreateLogger<NodeMonitor>());
+        Monitor = monitor;
+        var usage = new UsageCollector(runtime, host, time, loggers.CreateLogger<UsageCollector>());
+        var loops = new List<Task> { observer.RunAsync(stoppingToken), monitor.RunAsync(stoppingToken), usage.RunAsync(stoppingToken), sensors.RunAsync(stoppingToken) };
         if (options.PodManifestPath is { Length: > 0 } manifests)
         {
             var source = new StaticPodSource(manifests, options.NodeName, desired, time, loggers.CreateLogger<StaticPodSource>()) { Period = options.FileCheckFrequency };
@@ -101,14 +116,19 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
                 loops.Add(network.RunAsync(stoppingToken));
             }
 
-            var reporter = new NodeReporter(link, options.NodeName, hostIp, options.StateDir, runtime, observer, time, loggers.CreateLogger<NodeReporter>())
+            var reporter = new NodeReporter(link, monitor, options.NodeName, time, loggers.CreateLogger<NodeReporter>())
             {
                 LeasePeriod = options.NodeStatusUpdateFrequency,
-                StatusPeriod = options.NodeStatusUpdateFrequency,
             };
             loops.Add(link.RunAsync(stoppingToken));
             loops.Add(reporter.RunAsync(stoppingToken));
             LogBroker(broker.Url.ToString());
+        }
+
+        var leds = StartLeds(buses, link, observer, monitor, desired, statuses);
+        if (leds is not null)
+        {
+            loops.Add(leds.RunAsync(stoppingToken));
         }
 
         // Every source has reported: what the runtime holds beyond this is an orphan.
@@ -117,7 +137,12 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         ReadOnlyServer? server = null;
         if (options.ReadOnlyPort > 0)
         {
-            server = new ReadOnlyServer(options.Address, options.ReadOnlyPort, desired, statuses, observer, time, loggers.CreateLogger<ReadOnlyServer>());
+            server = new ReadOnlyServer(options.Address, options.ReadOnlyPort, desired, statuses, observer, time, loggers.CreateLogger<ReadOnlyServer>())
+            {
+                Monitor = monitor,
+                Usage = usage,
+                MetricWriters = [sensors.WriteMetrics],
+            };
             loops.Add(server.RunAsync(stoppingToken));
         }
 
@@ -132,6 +157,7 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         finally
         {
             await workers.WhenAllStopped().ConfigureAwait(false);
+            leds?.Dispose();
             server?.Dispose();
             if (link is not null)
             {
@@ -140,6 +166,48 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
 
             LogStopped();
         }
+    }
+
+    /// <summary>The LED status board when the config names LEDs; null otherwise or when they cannot be opened (logged).</summary>
+    private Board.Leds.LedBoard? StartLeds(Board.BoardBuses buses, MqttLink? link, RuntimeObserver observer, NodeMonitor monitor, DesiredPodStore desired, StatusManager statuses)
+    {
+        if (options.Board.Leds is not { } config)
+        {
+            return null;
+        }
+
+        var everConnected = false;
+        if (link is not null)
+        {
+            link.Connected += () =>
+            {
+                everConnected = true;
+                return Task.CompletedTask;
+            };
+        }
+
+        Board.Leds.ILedOutput output;
+        try
+        {
+            output = config.Red is not null || config.Amber is not null || config.Green is not null
+                ? new Board.Leds.GpioLeds(buses.Gpio, config.Red, config.Amber, config.Green, config.ActiveLow ?? false)
+                : new Board.Leds.ClassLeds(options.SysfsRoot, config.BoardLeds is { Count: > 0 } names ? names : ["ACT", "PWR"]);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogLedsUnavailable(e.Message);
+            return null;
+        }
+
+        var board = new Board.Leds.LedBoard(output, () => new Board.Leds.BoardInputs(
+            observer.IsHealthy(TimeSpan.FromSeconds(30)),
+            link is not null,
+            everConnected,
+            link?.IsConnected ?? false,
+            [.. monitor.Current?.Status.Conditions ?? []],
+            [.. desired.All().Select(d => statuses.Get(d.Uid)).OfType<k8s.Models.V1PodStatus>()]), time, loggers.CreateLogger<Board.Leds.LedBoard>());
+        Leds = board;
+        return board;
     }
 
     /// <summary>CRI version handshake; waits for a runtime that is not there yet, fails at once on one that speaks no CRI v1.</summary>
@@ -168,6 +236,9 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             }
         }
     }
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Error, Message = "LED board unavailable (board.leds): {Error}; running without it")]
+    private partial void LogLedsUnavailable(string error);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Connected to {Runtime} {Version} (CRI {ApiVersion}) at {Socket}")]
     private partial void LogConnected(string runtime, string version, string apiVersion, string socket);

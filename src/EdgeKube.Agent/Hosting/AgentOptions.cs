@@ -49,6 +49,30 @@ public sealed record AgentOptions
     /// <summary>From <c>--config</c>: the broker the master's pods come from; none runs only static pods.</summary>
     public Mqtt.BrokerOptions? Broker { get; init; }
 
+    /// <summary><c>--max-pods</c>: the pods capacity.</summary>
+    public int MaxPods { get; init; } = 110;
+
+    /// <summary><c>--system-reserved</c>: resources kept for the OS (cpu=…,memory=…,ephemeral-storage=…).</summary>
+    public string? SystemReserved { get; init; }
+
+    /// <summary><c>--kube-reserved</c>: resources kept for the agent and containerd.</summary>
+    public string? KubeReserved { get; init; }
+
+    /// <summary><c>--eviction-hard</c>: the thresholds the pressure conditions compare with.</summary>
+    public string EvictionHard { get; init; } = Node.EvictionThresholds.DefaultText;
+
+    /// <summary><c>--eviction-pressure-transition-period</c>: how long a pressure condition stays after its signal clears.</summary>
+    public TimeSpan EvictionPressureTransitionPeriod { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary><c>--procfs-root</c>: where /proc is (tests and containers point it elsewhere).</summary>
+    public string ProcfsRoot { get; init; } = "/proc";
+
+    /// <summary><c>--sysfs-root</c>: where /sys is: thermal zones, firmware flags, 1-wire, LED class.</summary>
+    public string SysfsRoot { get; init; } = "/sys";
+
+    /// <summary>From <c>--config</c>: sensors, LEDs, thermal thresholds, device resources.</summary>
+    public Board.BoardConfig Board { get; init; } = new();
+
     /// <summary>Every problem with the settings, each naming the setting; empty when valid.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -113,6 +137,46 @@ public sealed record AgentOptions
             errors.Add("--file-check-frequency: must be positive");
         }
 
+        if (MaxPods is < 1 or > 10000)
+        {
+            errors.Add($"--max-pods: {MaxPods} must be between 1 and 10000");
+        }
+
+        foreach (var (flag, text) in new[] { ("--system-reserved", SystemReserved), ("--kube-reserved", KubeReserved) })
+        {
+            try
+            {
+                Node.ResourceReservation.Parse(flag, text);
+            }
+            catch (FormatException e)
+            {
+                errors.Add(e.Message);
+            }
+        }
+
+        try
+        {
+            Node.EvictionThresholds.Parse("--eviction-hard", EvictionHard);
+        }
+        catch (FormatException e)
+        {
+            errors.Add(e.Message);
+        }
+
+        if (EvictionPressureTransitionPeriod < TimeSpan.Zero)
+        {
+            errors.Add("--eviction-pressure-transition-period: must not be negative");
+        }
+
+        foreach (var (flag, root) in new[] { ("--procfs-root", ProcfsRoot), ("--sysfs-root", SysfsRoot) })
+        {
+            if (string.IsNullOrWhiteSpace(root) || !Path.IsPathRooted(root))
+            {
+                errors.Add($"{flag}: \"{root}\" must be an absolute path");
+            }
+        }
+
+        errors.AddRange(Board.Validate());
         return errors;
     }
 }

@@ -27,6 +27,9 @@ public sealed record JoinConfig
 
     public string? NodeIp { get; init; }
 
+    /// <summary>Sensors, LEDs, thermal thresholds and device resources (docs/agent.md, "The board").</summary>
+    public Board.BoardConfig? Board { get; init; }
+
     /// <summary>Reads and checks a config file; throws <see cref="InvalidConfigException"/> naming the setting.</summary>
     public static JoinConfig Load(string path)
     {

@@ -16,6 +16,9 @@ public sealed record NodeLayout(string NodeName, string PodsDirectory, string Po
 {
     public string PodDirectory(string uid) => Path.Combine(PodsDirectory, uid);
 
+    /// <summary>Extended resources that hand device nodes to the containers requesting them ("HOST[:CONTAINER]" paths).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> Devices { get; init; } = new Dictionary<string, IReadOnlyList<string>>();
+
     public string PodLogDirectory(V1Pod pod) =>
         Path.Combine(PodLogsDirectory, $"{pod.Namespace()}_{pod.Name()}_{pod.Uid()}");
 }
@@ -116,6 +119,7 @@ public sealed class RuntimeConfigBuilder(NodeLayout layout)
         config.Command.AddRange((container.Command ?? []).Select(s => Expand(s, lookup)));
         config.Args.AddRange((container.Args ?? []).Select(s => Expand(s, lookup)));
         config.Mounts.AddRange(BuildMounts(pod, container));
+        config.Devices.AddRange(BuildDevices(container));
 
         config.Labels[RuntimeLabels.PodName] = pod.Name();
         config.Labels[RuntimeLabels.PodNamespace] = pod.Namespace();
@@ -303,6 +307,25 @@ public sealed class RuntimeConfigBuilder(NodeLayout layout)
                 pod.Metadata.Annotations?.TryGetValue(Quoted(path, "metadata.annotations['"), out var a) == true ? a : string.Empty,
             _ => throw new ContainerConfigException($"unsupported fieldRef {path}"),
         };
+    }
+
+    /// <summary>The device nodes of the extended resources the container asks for (device-plugin style).</summary>
+    private IEnumerable<Device> BuildDevices(V1Container container)
+    {
+        var asked = (container.Resources?.Limits?.Keys ?? []).Concat(container.Resources?.Requests?.Keys ?? []).Distinct(StringComparer.Ordinal);
+        foreach (var resource in asked.Where(r => r.StartsWith("edgekube.io/", StringComparison.Ordinal)).Order(StringComparer.Ordinal))
+        {
+            if (!layout.Devices.TryGetValue(resource, out var paths))
+            {
+                throw new ContainerConfigException($"extended resource {resource} is not available on node {layout.NodeName}");
+            }
+
+            foreach (var path in paths)
+            {
+                var (host, inContainer) = Board.DeviceResources.Split(path);
+                yield return new Device { HostPath = host, ContainerPath = inContainer, Permissions = "rwm" };
+            }
+        }
     }
 
     private string ResourceFieldValue(V1Pod pod, V1Container self, V1ResourceFieldSelector selector)

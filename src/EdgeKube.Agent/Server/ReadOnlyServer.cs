@@ -25,6 +25,15 @@ public sealed partial class ReadOnlyServer(
     ILogger<ReadOnlyServer> logger) : IDisposable
 {
     private readonly HttpListener _listener = new();
+
+    /// <summary>The node's status and board conditions, for /metrics.</summary>
+    public Node.NodeMonitor? Monitor { get; init; }
+
+    /// <summary>Node and pod usage, for /metrics and /stats/summary.</summary>
+    public Node.UsageCollector? Usage { get; init; }
+
+    /// <summary>Anything else that writes gauges to /metrics (sensors, LEDs).</summary>
+    public IReadOnlyList<Action<StringBuilder>> MetricWriters { get; init; } = [];
     private readonly DateTimeOffset _started = time.GetUtcNow();
 
     public async Task RunAsync(CancellationToken cancellationToken)
@@ -67,7 +76,8 @@ public sealed partial class ReadOnlyServer(
                 {
                     "/healthz" => Healthz(),
                     "/pods" or "/pods/" => (200, "application/json", KubernetesJson.Serialize(PodList())),
-                    "/metrics" => (200, "text/plain; version=0.0.4", Metrics()),
+                    "/metrics" or "/metrics/resource" => (200, "text/plain; version=0.0.4", Metrics()),
+                    "/stats/summary" => (200, "application/json", Node.UsageCollector.Summary(Monitor?.Current?.Metadata.Name ?? string.Empty, Usage?.Last)),
                     _ => (404, "text/plain", "404 page not found\n"),
                 };
             var bytes = Encoding.UTF8.GetBytes(body);
@@ -161,6 +171,42 @@ public sealed partial class ReadOnlyServer(
         sb.AppendLine("# HELP edgekube_agent_status_updates_total Pod status changes computed.");
         sb.AppendLine("# TYPE edgekube_agent_status_updates_total counter");
         sb.Append(CultureInfo.InvariantCulture, $"edgekube_agent_status_updates_total {statuses.Updates}\n");
+        if (Monitor?.Current is { } node)
+        {
+            sb.AppendLine("# HELP edgekube_node_condition Node conditions as the agent reports them (1 for the current status).");
+            sb.AppendLine("# TYPE edgekube_node_condition gauge");
+            foreach (var c in node.Status.Conditions)
+            {
+                foreach (var s in new[] { "True", "False", "Unknown" })
+                {
+                    sb.Append(CultureInfo.InvariantCulture, $"edgekube_node_condition{{condition=\"{c.Type}\",status=\"{s.ToLowerInvariant()}\"}} {(c.Status == s ? 1 : 0)}\n");
+                }
+            }
+        }
+
+        if (Monitor?.Readings is { } r)
+        {
+            if (r.CpuCelsius is { } celsius)
+            {
+                sb.AppendLine("# HELP edgekube_node_cpu_temperature_celsius CPU temperature from the thermal zone.");
+                sb.AppendLine("# TYPE edgekube_node_cpu_temperature_celsius gauge");
+                sb.Append(CultureInfo.InvariantCulture, $"edgekube_node_cpu_temperature_celsius {celsius:0.###}\n");
+            }
+
+            if (r.Throttled is { } flags)
+            {
+                sb.AppendLine("# HELP edgekube_node_firmware_throttled The Raspberry Pi firmware's get_throttled flags.");
+                sb.AppendLine("# TYPE edgekube_node_firmware_throttled gauge");
+                sb.Append(CultureInfo.InvariantCulture, $"edgekube_node_firmware_throttled {flags}\n");
+            }
+        }
+
+        Node.UsageCollector.WriteMetrics(sb, Usage?.Last);
+        foreach (var writer in MetricWriters)
+        {
+            writer(sb);
+        }
+
         using var process = System.Diagnostics.Process.GetCurrentProcess();
         sb.AppendLine("# HELP process_resident_memory_bytes Resident memory size in bytes.");
         sb.AppendLine("# TYPE process_resident_memory_bytes gauge");

@@ -10,7 +10,9 @@ namespace EdgeKube.Master.Controllers;
 /// kube-controller-manager's node lifecycle, fed by MQTT: a node whose lease stops for
 /// <c>--node-monitor-grace-period</c>, or whose connection's will says offline, gets Ready=Unknown
 /// (NodeStatusUnknown) and the <c>node.kubernetes.io/unreachable</c> taints; a node reporting
-/// Ready=False gets the <c>not-ready</c> taints; the taints go when the node is Ready again.
+/// Ready=False gets the <c>not-ready</c> taints; the taints go when the node is Ready again. A node under
+/// MemoryPressure, DiskPressure, PIDPressure, ThermalThrottling or UnderVoltage is tainted NoSchedule
+/// (<see cref="ConditionTaints"/>) until the condition clears.
 /// </summary>
 public sealed partial class NodeLifecycleController(
     IObjectStore store,
@@ -22,6 +24,19 @@ public sealed partial class NodeLifecycleController(
 {
     public const string UnreachableTaint = "node.kubernetes.io/unreachable";
     public const string NotReadyTaint = "node.kubernetes.io/not-ready";
+    /// <summary>
+    /// Conditions that taint the node NoSchedule while True (kube-controller-manager's TaintNodesByCondition
+    /// for the pressures, and the board conditions only EdgeKube nodes report).
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, string> ConditionTaints = new Dictionary<string, string>
+    {
+        ["MemoryPressure"] = "node.kubernetes.io/memory-pressure",
+        ["DiskPressure"] = "node.kubernetes.io/disk-pressure",
+        ["PIDPressure"] = "node.kubernetes.io/pid-pressure",
+        ["ThermalThrottling"] = "edgekube.io/thermal-throttling",
+        ["UnderVoltage"] = "edgekube.io/under-voltage",
+    };
+
     private readonly DateTimeOffset _started = time.GetUtcNow();
     private readonly SemaphoreSlim _kick = new(0, int.MaxValue);
     private readonly Dictionary<string, DateTimeOffset> _orphanedSince = new(StringComparer.Ordinal);
@@ -226,6 +241,29 @@ public sealed partial class NodeLifecycleController(
             }
         }
 
+        // Condition taints follow what the node reports; a lost node's last report stands until it returns.
+        foreach (var (type, key) in ConditionTaints)
+        {
+            var on = conditions.OfType<JsonObject>().Any(c => c.Str("type") == type && c.Str("status") == "True");
+            var present = taints.OfType<JsonObject>().Where(t => t.Str("key") == key).ToList();
+            if (on && present.Count == 0)
+            {
+                taints.Add(new JsonObject { ["key"] = key, ["effect"] = "NoSchedule" });
+                changed = true;
+                LogConditionTaint(node.Name(), key, "added");
+            }
+            else if (!on && present.Count > 0)
+            {
+                foreach (var t in present)
+                {
+                    taints.Remove(t);
+                }
+
+                changed = true;
+                LogConditionTaint(node.Name(), key, "removed");
+            }
+        }
+
         if (taints.Count > 0)
         {
             spec["taints"] = taints;
@@ -254,6 +292,9 @@ public sealed partial class NodeLifecycleController(
 
     [LoggerMessage(EventId = 5101, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name}: Ready=False, its node {Node} is not heard from")]
     private partial void LogPodNotReady(string @namespace, string name, string node);
+
+    [LoggerMessage(EventId = 5103, Level = LogLevel.Information, Message = "Node {Node}: taint {Taint} {Action}")]
+    private partial void LogConditionTaint(string node, string taint, string action);
 
     [LoggerMessage(EventId = 5100, Level = LogLevel.Information, Message = "Node {Node}: {Reason}")]
     private partial void LogTransition(string node, string reason);
