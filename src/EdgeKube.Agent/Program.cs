@@ -89,17 +89,30 @@ public static class Program
 
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Logging.SetMinimumLevel(logLevel);
-        builder.Logging.AddSimpleConsole(o =>
+        if (Microsoft.Extensions.Hosting.Systemd.SystemdHelpers.IsSystemdService())
         {
-            o.SingleLine = true;
-            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-            o.UseUtcTimestamp = true;
-        });
-        builder.Services.AddSystemd();
+            // Started by systemd: lines with syslog priorities (<6>...) for journald, which stamps the time itself.
+            builder.Logging.AddSystemdConsole();
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                o.UseUtcTimestamp = true;
+            });
+        }
+
+        // Not AddSystemd(): its lifetime says READY=1 as soon as the host starts, before the agent has
+        // reached containerd, and sends no watchdog pings. SystemdNotifyService does both (NOTIFY_SOCKET).
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(sp => EdgeKube.Hosting.ServiceNotifier.FromEnvironment(sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddSingleton<IContainerRuntime>(_ => new CriRuntimeClient(options.ContainerdSocket, options.RuntimeRequestTimeout, options.ImagePullTimeout));
-        builder.Services.AddHostedService<Hosting.Agent>();
+        builder.Services.AddSingleton<Hosting.Agent>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Hosting.Agent>());
+        builder.Services.AddHostedService<SystemdNotifyService>();
         using var host = builder.Build();
         try
         {

@@ -45,6 +45,12 @@ public sealed class AgentProcess : IAsyncDisposable
 
     public IReadOnlyList<string> ExtraArgs { get; init; } = [];
 
+    /// <summary>Environment variables set for the agent process (NOTIFY_SOCKET, WATCHDOG_USEC, ...).</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>How to start the agent: default <c>dotnet edgekube-agent.dll</c>; the published binary (under qemu) otherwise.</summary>
+    public IReadOnlyList<string>? Command { get; init; }
+
     public string Log
     {
         get
@@ -63,19 +69,24 @@ public sealed class AgentProcess : IAsyncDisposable
     /// <summary>Starts the agent and waits until its read-only endpoint answers.</summary>
     public async Task StartAsync(bool waitHealthy = true)
     {
-        var agentDll = Path.Combine(AppContext.BaseDirectory, "edgekube-agent.dll");
-        var psi = new ProcessStartInfo("dotnet")
+        var command = Command ?? ["dotnet", Path.Combine(AppContext.BaseDirectory, "edgekube-agent.dll")];
+        var psi = new ProcessStartInfo(command[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[]
+        foreach (var (name, value) in Environment)
         {
-            agentDll, "--node-name", NodeName, "--pod-manifest-path", ManifestDir, "--containerd-socket", SocketPath,
+            psi.Environment[name] = value;
+        }
+
+        foreach (var arg in command.Skip(1).Concat(
+        [
+            "--node-name", NodeName, "--pod-manifest-path", ManifestDir, "--containerd-socket", SocketPath,
             "--state-dir", StateDir, "--pod-logs-dir", LogsDir, "--read-only-port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--node-ip", "127.0.0.1",
-        }.Concat(ExtraArgs))
+        ]).Concat(ExtraArgs))
         {
             psi.ArgumentList.Add(arg);
         }
