@@ -1,4 +1,5 @@
 using System.CommandLine;
+using EdgeKube.Agent.Check;
 using EdgeKube.Agent.Cri;
 using EdgeKube.Agent.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -71,7 +72,43 @@ public static class Program
             };
             return await RunAsync(options, result.GetValue(logLevel), cancellationToken).ConfigureAwait(false);
         });
+        root.Subcommands.Add(BuildCheckCommand());
         return root;
+    }
+
+    /// <summary><c>edgekube-agent check</c>: the board's preflight; one line per check, exit 1 when any failed.</summary>
+    private static Command BuildCheckCommand()
+    {
+        var defaults = new PreflightPaths();
+        var socket = new Option<string>("--containerd-socket") { Description = "containerd's CRI socket", DefaultValueFactory = _ => defaults.ContainerdSocket };
+        var cniBinDir = new Option<string[]>("--cni-bin-dir") { Description = "Where the CNI plugins are (repeatable; default /usr/lib/cni, then /opt/cni/bin)", AllowMultipleArgumentsPerToken = false };
+        var checkRoot = new Option<string>("--root") { Description = "Look for /sys, /proc, /dev and /run/systemd under this directory (a mounted image, tests)", DefaultValueFactory = _ => "/" };
+        var check = new Command("check", "Preflight on this board: memory cgroup, containerd speaking CRI v1, CNI plugins, I2C/GPIO devices, clock; each problem with how to fix it")
+        {
+            socket, cniBinDir, checkRoot,
+        };
+        check.SetAction(async (result, cancellationToken) =>
+        {
+            var paths = new PreflightPaths
+            {
+                ContainerdSocket = result.GetValue(socket)!,
+                Root = result.GetValue(checkRoot)!,
+                CniBinDirs = result.GetValue(cniBinDir) is { Length: > 0 } dirs ? dirs : defaults.CniBinDirs,
+            };
+            var results = await new Preflight(paths, TimeProvider.System).RunAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var line in results)
+            {
+                await Console.Out.WriteLineAsync(line.ToString()).ConfigureAwait(false);
+            }
+
+            var failed = results.Count(r => r.Outcome == CheckOutcome.Failed);
+            var warned = results.Count(r => r.Outcome == CheckOutcome.Warning);
+            await Console.Out.WriteLineAsync(failed > 0
+                ? $"{failed} check(s) failed, {warned} warning(s): the agent will not run pods properly until the FAIL lines are fixed"
+                : $"all checks passed ({warned} warning(s))").ConfigureAwait(false);
+            return failed > 0 ? 1 : 0;
+        });
+        return check;
     }
 
     public static async Task<int> RunAsync(AgentOptions options, LogLevel logLevel, CancellationToken cancellationToken)
