@@ -35,6 +35,8 @@ packages=(
   curl
   ca-certificates
   python3
+  python3-yaml
+  file
   procps
 )
 
