@@ -44,7 +44,7 @@ Upstream-Name: EdgeKube
 Source: https://github.com/edgekube/edgekube
 
 Files: *
-Copyright: EdgeKube authors
+Copyright: 2025-2026 EdgeKube authors
 License: EdgeKube
  No licence has been granted yet: all rights reserved by the EdgeKube authors.
  The binary includes the .NET runtime and NuGet packages under their own
@@ -56,6 +56,14 @@ COPYRIGHT
     "$pkg" "$version" "$version" "$maintainer" "$(date -R -u -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")" \
     | gzip -9n > "$doc/changelog.gz"
   chmod 0644 "$doc/changelog.gz"
+}
+
+# Lintian overrides, each with its reason (Debian policy's way to record a deliberate deviation).
+overrides() {
+  local pkg=$1 root=$2; shift 2
+  install -d -m 0755 "$root/usr/share/lintian/overrides"
+  printf '%s\n' "$@" > "$root/usr/share/lintian/overrides/$pkg"
+  chmod 0644 "$root/usr/share/lintian/overrides/$pkg"
 }
 
 control_files() {
@@ -72,11 +80,15 @@ control_files() {
 build_deb() {
   local root=$1
   find "$root" -type d -exec chmod g-w,o-w {} +
-  dpkg-deb --root-owner-group -Zxz --build "$root" "$out" >/dev/null
+  dpkg-deb --root-owner-group -Zxz -z3 --build "$root" "$out" >/dev/null
 }
 
 for rid in "${rids[@]}"; do
   arch=$(deb_arch "$rid")
+  case "$rid" in
+    linux-arm64) strip_tool=aarch64-linux-gnu-strip ;;
+    *) strip_tool=strip ;;
+  esac
   pub="artifacts/publish/$rid"
   [ -x "$pub/edgekube-agent" ] || { echo "package-deb.sh: $pub/edgekube-agent missing: run scripts/publish.sh $rid first" >&2; exit 1; }
   [ -x "$pub/master/edgekube-master" ] || { echo "package-deb.sh: $pub/master/edgekube-master missing: run scripts/publish.sh $rid first" >&2; exit 1; }
@@ -92,6 +104,12 @@ for rid in "${rids[@]}"; do
   install -m 0644 systemd/edgekube-agent.service "$root/lib/systemd/system/"
   install -m 0644 systemd/containerd.service.d/10-edgekube.conf "$root/lib/systemd/system/containerd.service.d/"
   doc_files edgekube-agent "$root"
+  overrides edgekube-agent "$root" \
+    "# The .NET runtime links zlib-ng into every NativeAOT binary (System.IO.Compression); there is no system-zlib build of it." \
+    "embedded-library zlib [usr/bin/edgekube-agent]" \
+    "# The join config holds the node's MQTT password; the state holds pod specs with their secrets." \
+    "non-standard-file-perm 0600 != 0644 [etc/edgekube/agent.yaml]" \
+    "non-standard-dir-perm 0700 != 0755 [var/lib/edgekube/]"
   control_files edgekube-agent "$root"
   glibc=$(glibc_needed "$root/usr/bin/edgekube-agent")
   cat > "$root/DEBIAN/control" <<CONTROL
@@ -124,7 +142,14 @@ CONTROL
   ln -s ../lib/edgekube-master/edgekube-master "$root/usr/bin/edgekube-master"
   install -m 0644 packaging/master/default "$root/etc/default/edgekube-master"
   install -m 0644 systemd/edgekube-master.service "$root/lib/systemd/system/"
+  # SQLite's native library comes unstripped in its NuGet package (the bundle itself must not be stripped).
+  find "$root/usr/lib/edgekube-master" -name '*.so' -exec "$strip_tool" --strip-unneeded {} +
   doc_files edgekube-master "$root"
+  overrides edgekube-master "$root" \
+    "# The .NET runtime in the self-contained bundle carries zlib-ng (System.IO.Compression); there is no system-zlib build of it." \
+    "embedded-library zlib [usr/lib/edgekube-master/edgekube-master]" \
+    "# The cluster's objects, PKI keys and node credentials." \
+    "non-standard-dir-perm 0700 != 0755 [var/lib/edgekube-master/]"
   control_files edgekube-master "$root"
   glibc=$(glibc_needed $(find "$root/usr/lib/edgekube-master" -type f))
   cat > "$root/DEBIAN/control" <<CONTROL

@@ -125,7 +125,7 @@ for rid in "${rids[@]}"; do
   rm -rf "$master_out"
   master_args=(
     publish src/EdgeKube.Master/EdgeKube.Master.csproj -c Release -r "$rid" -o "$master_out"
-    --self-contained -p:PublishSingleFile=true -p:EnableCompressionInSingleFile=true -p:DebugType=none
+    --self-contained -p:PublishSingleFile=true -p:EnableCompressionInSingleFile=true
   )
   echo "==> dotnet ${master_args[*]}"
   if ! dotnet "${master_args[@]}" > "artifacts/publish/$rid-master.log" 2>&1 || [ ! -x "$master_out/edgekube-master" ]; then
@@ -134,6 +134,7 @@ for rid in "${rids[@]}"; do
     failed+=("$rid")
     continue
   fi
+  rm -f "$master_out"/*.pdb "$master_out"/*.dbg
   echo "==> $rid: $master_out: $(du -sh "$master_out" | cut -f1) ($(ls "$master_out" | tr '\n' ' '))"
   master_run=("$master_out/edgekube-master")
   if [ "$arch" != "$host_arch" ]; then
