@@ -29,7 +29,7 @@ public sealed class PackagesFixture : IAsyncLifetime
             Assert.True(publishCode == 0, "scripts/publish.sh failed:\n" + publishOutput);
         }
 
-        var (code, output) = await Repo.RunAsync("bash", ["scripts/package-deb.sh", .. Rids]);
+        var (code, output) = await Repo.RunAsync("bash", ["scripts/package-deb.sh", .. Rids], timeout: TimeSpan.FromMinutes(30));
         Output = output;
         Assert.True(code == 0, "scripts/package-deb.sh failed:\n" + output);
     }
