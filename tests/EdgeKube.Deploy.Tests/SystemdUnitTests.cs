@@ -42,16 +42,26 @@ public sealed partial class SystemdUnitTests
         }
 
         File.Copy("/lib/systemd/system/containerd.service", Path.Combine(system, "containerd.service"), overwrite: true);
-        foreach (var unit in Directory.GetFiles(unitsFrom, "*.service"))
+        // Units already in place (a package unpacked into the root) stay as they are.
+        static void CopyInto(string file, string dir)
         {
-            File.Copy(unit, Path.Combine(system, Path.GetFileName(unit)), overwrite: true);
+            var target = Path.Combine(dir, Path.GetFileName(file));
+            if (Path.GetFullPath(file) != Path.GetFullPath(target))
+            {
+                File.Copy(file, target, overwrite: true);
+            }
+        }
+
+        foreach (var unit in Directory.GetFiles(unitsFrom, "*.service").Where(u => Path.GetFileName(u) != "containerd.service"))
+        {
+            CopyInto(unit, system);
         }
 
         var dropIns = Path.Combine(system, "containerd.service.d");
         Directory.CreateDirectory(dropIns);
         foreach (var conf in Directory.GetFiles(dropInsFrom, "*.conf"))
         {
-            File.Copy(conf, Path.Combine(dropIns, Path.GetFileName(conf)), overwrite: true);
+            CopyInto(conf, dropIns);
         }
     }
 
