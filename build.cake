@@ -1,9 +1,10 @@
 // EdgeKube build script:  dotnet tool restore && dotnet cake [--target=Publish]
-// Targets: Clean, Build, Test (default, after Build), Publish, Package, Bench.
+// Targets: Clean, Build, Test (default, after Build), Publish, Package, PrepareSdCard, Bench.
 // The shell scripts stay the single source of truth (CI and the README run them directly);
 // these targets call them rather than repeat their logic.
 //   --configuration=Release            for Clean and Build
 //   --rids=linux-x64,linux-arm64       for Publish and Package
+//   --image=FILE --join=FILE           for PrepareSdCard (also --deb=FILE, --firstboot=auto|cloud-init|script)
 
 var target = Argument("target", "Test");
 var configuration = Argument("configuration", "Release");
@@ -55,45 +56,34 @@ Task("Test")
 });
 
 Task("Publish")
-    .Description("NativeAOT edgekube-agent into artifacts/publish/<rid>/ (scripts/publish.sh): fails on any trim/AOT warning.")
+    .Description("edgekube-agent (stripped NativeAOT, fails on any trim/AOT warning) and edgekube-master (self-contained single file) into artifacts/publish/<rid>/ (scripts/publish.sh).")
     .Does(() =>
 {
     Run("bash", "scripts/publish.sh " + string.Join(" ", rids));
 });
 
 Task("Package")
-    .Description("artifacts/edgekube-agent-<version>-<rid>.tar.gz: the binary, systemd units, firmware-config/.")
+    .Description("artifacts/deb/edgekube-{agent,master}_<version>_<arch>.deb and artifacts/edgekube-<version>-<rid>.tar.gz (scripts/package-deb.sh).")
     .IsDependentOn("Publish")
     .Does(() =>
 {
-    // Placeholder until there is a real board package (.deb): a tarball of what goes onto a board.
-    var version = XmlPeek("Directory.Build.props", "/Project/PropertyGroup/Version");
-    foreach (var rid in rids)
+    Run("bash", "scripts/package-deb.sh " + string.Join(" ", rids));
+});
+
+Task("PrepareSdCard")
+    .Description("Writes the board setup into the boot partition of a Raspberry Pi OS image: --image=FILE --join=FILE [--deb=FILE] [--firstboot=auto|cloud-init|script] (scripts/prepare-sd-card.sh).")
+    .Does(() =>
+{
+    var image = Argument<string>("image", null) ?? throw new CakeException("--image=FILE is required (a Raspberry Pi OS image file or the SD card's device)");
+    var join = Argument<string>("join", null) ?? throw new CakeException("--join=FILE is required (what `edgekube-master node add NAME` printed)");
+    var arguments = $"scripts/prepare-sd-card.sh --image \"{MakeAbsolute(File(image))}\" --join \"{MakeAbsolute(File(join))}\"";
+    if (Argument<string>("deb", null) is { } deb)
     {
-        var name = $"edgekube-agent-{version}-{rid}";
-        var staging = artifacts + Directory("package") + Directory(rid);
-        var root = staging + Directory(name);
-        EnsureDirectoryExists(staging);
-        CleanDirectory(staging);
-        EnsureDirectoryExists(root);
-
-        CopyFileToDirectory(artifacts + Directory("publish") + Directory(rid) + File("edgekube-agent"), root);
-        var units = GetFiles("systemd/*.service") + GetFiles("systemd/*.socket") + GetFiles("systemd/*.timer");
-        if (units.Count > 0)
-        {
-            EnsureDirectoryExists(root + Directory("systemd"));
-            CopyFiles(units, root + Directory("systemd"));
-        }
-        if (DirectoryExists("firmware-config"))
-        {
-            CopyDirectory("firmware-config", root + Directory("firmware-config"));
-        }
-
-        var tarball = MakeAbsolute(artifacts + File(name + ".tar.gz"));
-        // tar keeps the binary's executable bit, which Cake's zip support would not.
-        Run("tar", $"-czf \"{tarball}\" -C \"{MakeAbsolute(staging)}\" {name}");
-        Information("{0}: {1:N0} bytes", tarball, new FileInfo(tarball.FullPath).Length);
+        arguments += $" --deb \"{MakeAbsolute(File(deb))}\"";
     }
+
+    arguments += " --firstboot " + Argument("firstboot", "auto");
+    Run("bash", arguments);
 });
 
 Task("Bench")

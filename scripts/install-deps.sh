@@ -4,7 +4,7 @@
 #   umoci + busybox-static (test and pause images built locally, nothing pulled from the internet),
 #   skopeo + docker-registry (a local OCI registry for image pulls), mosquitto (an external broker),
 #   etcd-server (the store for several masters), mtools/dosfstools (SD card images), lintian/dpkg-dev
-#   (packages). Idempotent: installs only what is missing, runs apt-get update only when needed.
+#   (packages), systemd (systemd-analyze verify of the units). Idempotent: installs only what is missing, runs apt-get update only when needed.
 # Needs root.
 set -euo pipefail
 
@@ -31,9 +31,12 @@ packages=(
   fdisk
   dpkg-dev
   lintian
+  systemd
   curl
   ca-certificates
   python3
+  python3-yaml
+  file
   procps
 )
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Publishes edgekube-agent as a NativeAOT single binary for each RID given (default: linux-x64 and
-# linux-arm64) into artifacts/publish/<rid>/edgekube-agent, and checks that it starts.
+# linux-arm64) into artifacts/publish/<rid>/edgekube-agent, and edgekube-master as a self-contained
+# single-file app (no .NET needed on the machine; native SQLite beside it) into
+# artifacts/publish/<rid>/master/, and checks that both start.
 #   bash scripts/publish.sh [RID...]
 # Fails (non-zero exit) when the publish fails or when it reports any trim or AOT warning
 # (ILxxxx, IL3xxx), listing them. Warnings are found by parsing the build output, not by
@@ -113,6 +115,33 @@ for rid in "${rids[@]}"; do
   echo "==> ${run[*]} --version / --help"
   if ! "${run[@]}" --version || ! "${run[@]}" --help; then
     echo "publish.sh: $rid: the published binary does not start" >&2
+    failed+=("$rid")
+    continue
+  fi
+
+  # edgekube-master: self-contained single file (ASP.NET Core, SQLite). The board fleet's master is
+  # often a Pi too, hence both RIDs. ReadyToRun would need the crossgen pack for every RID; left out.
+  master_out="$out/master"
+  rm -rf "$master_out"
+  master_args=(
+    publish src/EdgeKube.Master/EdgeKube.Master.csproj -c Release -r "$rid" -o "$master_out"
+    --self-contained -p:PublishSingleFile=true -p:EnableCompressionInSingleFile=true
+  )
+  echo "==> dotnet ${master_args[*]}"
+  if ! dotnet "${master_args[@]}" > "artifacts/publish/$rid-master.log" 2>&1 || [ ! -x "$master_out/edgekube-master" ]; then
+    cat "artifacts/publish/$rid-master.log" >&2
+    echo "publish.sh: $rid: edgekube-master publish failed" >&2
+    failed+=("$rid")
+    continue
+  fi
+  rm -f "$master_out"/*.pdb "$master_out"/*.dbg
+  echo "==> $rid: $master_out: $(du -sh "$master_out" | cut -f1) ($(ls "$master_out" | tr '\n' ' '))"
+  master_run=("$master_out/edgekube-master")
+  if [ "$arch" != "$host_arch" ]; then
+    master_run=("qemu-$arch-static" -L "/usr/$arch-linux-gnu" "$master_out/edgekube-master")
+  fi
+  if ! "${master_run[@]}" --version; then
+    echo "publish.sh: $rid: the published edgekube-master does not start" >&2
     failed+=("$rid")
     continue
   fi

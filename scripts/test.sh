@@ -2,7 +2,8 @@
 # The whole EdgeKube test suite, as a newcomer runs it and as CI runs it (.ci/run):
 # installs what the tests need (apt-get, NuGet restore), builds, runs every test against the real
 # components (the tests start their own containerd, registry and brokers on loopback and temp dirs),
-# then checks that the agent publishes as NativeAOT for linux-x64 and linux-arm64 with no warnings.
+# after publishing the agent as NativeAOT (no trim/AOT warnings allowed) and the master for linux-x64 and
+# linux-arm64, which the deployment tests (packages, the arm64 agent under qemu) use.
 # Needs root: containerd, runc and CNI need it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,11 @@ bash scripts/install-build-deps.sh
 
 echo "==> building"
 dotnet build EdgeKube.sln -c Release
+
+# Before the tests: the published binaries are under test too (the arm64 agent runs under qemu and
+# joins a master; the .debs and release tarballs are built from them). Fails on any trim/AOT warning.
+echo "==> publishing: NativeAOT agent and self-contained master, linux-x64 and linux-arm64"
+bash scripts/publish.sh linux-x64 linux-arm64
 
 results="artifacts/test-results"
 rm -rf "$results"
@@ -47,6 +53,3 @@ if [ "$status" -ne 0 ]; then
   echo "tests failed (exit $status)" >&2
   exit "$status"
 fi
-
-echo "==> NativeAOT publish (linux-x64, linux-arm64), no trim or AOT warnings allowed"
-bash scripts/publish.sh linux-x64 linux-arm64

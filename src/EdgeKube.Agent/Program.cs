@@ -1,4 +1,5 @@
 using System.CommandLine;
+using EdgeKube.Agent.Check;
 using EdgeKube.Agent.Cri;
 using EdgeKube.Agent.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -91,7 +92,43 @@ public static class Program
             };
             return await RunAsync(options, result.GetValue(logLevel), cancellationToken).ConfigureAwait(false);
         });
+        root.Subcommands.Add(BuildCheckCommand());
         return root;
+    }
+
+    /// <summary><c>edgekube-agent check</c>: the board's preflight; one line per check, exit 1 when any failed.</summary>
+    private static Command BuildCheckCommand()
+    {
+        var defaults = new PreflightPaths();
+        var socket = new Option<string>("--containerd-socket") { Description = "containerd's CRI socket", DefaultValueFactory = _ => defaults.ContainerdSocket };
+        var cniBinDir = new Option<string[]>("--cni-bin-dir") { Description = "Where the CNI plugins are (repeatable; default /usr/lib/cni, then /opt/cni/bin)", AllowMultipleArgumentsPerToken = false };
+        var checkRoot = new Option<string>("--root") { Description = "Look for /sys, /proc, /dev and /run/systemd under this directory (a mounted image, tests)", DefaultValueFactory = _ => "/" };
+        var check = new Command("check", "Preflight on this board: memory cgroup, containerd speaking CRI v1, CNI plugins, I2C/GPIO devices, clock; each problem with how to fix it")
+        {
+            socket, cniBinDir, checkRoot,
+        };
+        check.SetAction(async (result, cancellationToken) =>
+        {
+            var paths = new PreflightPaths
+            {
+                ContainerdSocket = result.GetValue(socket)!,
+                Root = result.GetValue(checkRoot)!,
+                CniBinDirs = result.GetValue(cniBinDir) is { Length: > 0 } dirs ? dirs : defaults.CniBinDirs,
+            };
+            var results = await new Preflight(paths, TimeProvider.System).RunAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var line in results)
+            {
+                await Console.Out.WriteLineAsync(line.ToString()).ConfigureAwait(false);
+            }
+
+            var failed = results.Count(r => r.Outcome == CheckOutcome.Failed);
+            var warned = results.Count(r => r.Outcome == CheckOutcome.Warning);
+            await Console.Out.WriteLineAsync(failed > 0
+                ? $"{failed} check(s) failed, {warned} warning(s): the agent will not run pods properly until the FAIL lines are fixed"
+                : $"all checks passed ({warned} warning(s))").ConfigureAwait(false);
+            return failed > 0 ? 1 : 0;
+        });
+        return check;
     }
 
     public static async Task<int> RunAsync(AgentOptions options, LogLevel logLevel, CancellationToken cancellationToken)
@@ -109,17 +146,30 @@ public static class Program
 
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Logging.SetMinimumLevel(logLevel);
-        builder.Logging.AddSimpleConsole(o =>
+        if (Microsoft.Extensions.Hosting.Systemd.SystemdHelpers.IsSystemdService())
         {
-            o.SingleLine = true;
-            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-            o.UseUtcTimestamp = true;
-        });
-        builder.Services.AddSystemd();
+            // Started by systemd: lines with syslog priorities (<6>...) for journald, which stamps the time itself.
+            builder.Logging.AddSystemdConsole();
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                o.UseUtcTimestamp = true;
+            });
+        }
+
+        // Not AddSystemd(): its lifetime says READY=1 as soon as the host starts, before the agent has
+        // reached containerd, and sends no watchdog pings. SystemdNotifyService does both (NOTIFY_SOCKET).
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(sp => EdgeKube.Hosting.ServiceNotifier.FromEnvironment(sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddSingleton<IContainerRuntime>(_ => new CriRuntimeClient(options.ContainerdSocket, options.RuntimeRequestTimeout, options.ImagePullTimeout));
-        builder.Services.AddHostedService<Hosting.Agent>();
+        builder.Services.AddSingleton<Hosting.Agent>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Hosting.Agent>());
+        builder.Services.AddHostedService<SystemdNotifyService>();
         using var host = builder.Build();
         try
         {

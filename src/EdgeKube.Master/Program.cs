@@ -101,14 +101,26 @@ public static partial class Program
                 c.Cancel = true;
                 stop.Cancel();
             });
+            var notifier = EdgeKube.Hosting.ServiceNotifier.FromEnvironment(TimeProvider.System);
+            var master = new MasterHost(options, loggers, TimeProvider.System);
+            using var stopping = stop.Token.Register(notifier.Stopping);
+            var run = master.RunAsync(stop.Token);
+            // READY=1 once it serves; WATCHDOG=1 while the process still schedules work and the master runs (Type=notify, WatchdogSec= in systemd/edgekube-master.service).
+            _ = master.Ready.Task.ContinueWith(_ => notifier.Ready("serving"), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            var watchdog = notifier.RunWatchdogAsync(() => !run.IsCompleted, null, stop.Token);
             try
             {
-                await new MasterHost(options, loggers, TimeProvider.System).RunAsync(stop.Token).ConfigureAwait(false);
+                await run.ConfigureAwait(false);
             }
             catch (IOException e) when (e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase) || e.InnerException is System.Net.Sockets.SocketException)
             {
                 await Console.Error.WriteLineAsync("edgekube-master: " + e.Message + " (--api-listen / --mqtt-listen)").ConfigureAwait(false);
                 return 1;
+            }
+            finally
+            {
+                await stop.CancelAsync().ConfigureAwait(false);
+                await watchdog.ConfigureAwait(false);
             }
 
             return 0;

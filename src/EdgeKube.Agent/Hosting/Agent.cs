@@ -40,6 +40,21 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
     /// <summary>The board's buses; the real ones unless set (tests hand in simulated ones).</summary>
     public Board.BoardBuses? Buses { get; init; }
 
+    private RuntimeObserver? _observer;
+    private long _connectTurnTicks = time.GetUtcNow().UtcTicks;
+
+    /// <summary>
+    /// Whether the main loop still turns: the runtime handshake loop before the agent has started,
+    /// the runtime relist loop (kubelet's PLEG) after. Every CRI call has a deadline, so a loop that
+    /// has not turned within <paramref name="tolerance"/> is hung. The systemd watchdog pings only while this holds.
+    /// </summary>
+    public bool IsAlive(TimeSpan tolerance)
+    {
+        var connectTurn = new DateTimeOffset(Interlocked.Read(ref _connectTurnTicks), TimeSpan.Zero);
+        var last = Volatile.Read(ref _observer) is { } o ? o.LastTurn ?? connectTurn : connectTurn;
+        return time.GetUtcNow() - last <= tolerance;
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var version = await ConnectAsync(stoppingToken).ConfigureAwait(false);
@@ -68,6 +83,8 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         workers.Start(stoppingToken);
 
         var observer = new RuntimeObserver(runtime, time, loggers.CreateLogger<RuntimeObserver>());
+        Interlocked.Exchange(ref _connectTurnTicks, time.GetUtcNow().UtcTicks);
+        Volatile.Write(ref _observer, observer);
         observer.PodChanged += workers.Wake;
         observer.Relisted += workers.OnRelisted;
         probes.ResultChanged += workers.Wake;
@@ -217,6 +234,7 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         string? lastError = null;
         while (true)
         {
+            Interlocked.Exchange(ref _connectTurnTicks, time.GetUtcNow().UtcTicks);
             try
             {
                 return runtime is CriRuntimeClient client

@@ -29,6 +29,11 @@ public sealed partial class RuntimeObserver(IContainerRuntime runtime, TimeProvi
 
     public long RelistCount { get; private set; }
 
+    /// <summary>When the relist loop last finished a turn, whether the runtime answered or not (the agent's watchdog looks at it).</summary>
+    public DateTimeOffset? LastTurn => Interlocked.Read(ref _lastTurnTicks) is > 0 and var t ? new DateTimeOffset(t, TimeSpan.Zero) : null;
+
+    private long _lastTurnTicks;
+
     public bool IsHealthy(TimeSpan tolerance) =>
         LastError is null && LastSuccess is { } ok && time.GetUtcNow() - ok <= tolerance;
 
@@ -38,6 +43,7 @@ public sealed partial class RuntimeObserver(IContainerRuntime runtime, TimeProvi
         do
         {
             await RelistAsync(cancellationToken).ConfigureAwait(false);
+            Interlocked.Exchange(ref _lastTurnTicks, time.GetUtcNow().UtcTicks);
         }
         while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
     }

@@ -64,6 +64,9 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
     public const string MasterInfoFile = "master.json";
     private readonly ILogger<MasterHost> _logger = loggers.CreateLogger<MasterHost>();
 
+    /// <summary>Completed once the API server, broker and bridge are up (the master then says READY=1 to systemd).</summary>
+    public TaskCompletionSource Ready { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(options.DataDir);
@@ -112,6 +115,7 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
         MasterPki.WriteSecret(Path.Combine(options.DataDir, MasterInfoFile),
             JsonSerializer.Serialize(new MasterInfo(api.Url, joinBroker, options.TopicPrefix) { BrokerCaPem = joinCa }, MasterJson.Default.MasterInfo));
         LogReady(api.Url, kubeconfig);
+        Ready.TrySetResult();
 
         var events = new EventRecorder(store, time);
         var scheduling = new SchedulingController(store, events, time, loggers.CreateLogger<SchedulingController>());

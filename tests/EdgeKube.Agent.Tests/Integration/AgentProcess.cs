@@ -57,6 +57,12 @@ public sealed class AgentProcess : IAsyncDisposable
     /// <summary><c>--node-ip</c>.</summary>
     public string NodeIp { get; init; } = "127.0.0.1";
 
+    /// <summary>Environment variables set for the agent process (NOTIFY_SOCKET, WATCHDOG_USEC, ...).</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>How to start the agent: default <c>dotnet edgekube-agent.dll</c>; the published binary (under qemu) otherwise.</summary>
+    public IReadOnlyList<string>? Command { get; init; }
+
     public string Log
     {
         get
@@ -75,19 +81,25 @@ public sealed class AgentProcess : IAsyncDisposable
     /// <summary>Starts the agent and waits until its read-only endpoint answers.</summary>
     public async Task StartAsync(bool waitHealthy = true)
     {
-        var agentDll = Path.Combine(AppContext.BaseDirectory, "edgekube-agent.dll");
-        var psi = new ProcessStartInfo(Launcher.Count > 0 ? Launcher[0] : "dotnet")
+        // The launcher (nsenter into a node's netns) wraps the command (dotnet edgekube-agent.dll, or the published binary).
+        string[] command = [.. Launcher, .. Command ?? ["dotnet", Path.Combine(AppContext.BaseDirectory, "edgekube-agent.dll")]];
+        var psi = new ProcessStartInfo(command[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in Launcher.Skip(1).Concat(Launcher.Count > 0 ? ["dotnet"] : []).Concat(new[]
+        foreach (var (name, value) in Environment)
         {
-            agentDll, "--node-name", NodeName, "--pod-manifest-path", ManifestDir, "--containerd-socket", SocketPath,
+            psi.Environment[name] = value;
+        }
+
+        foreach (var arg in command.Skip(1).Concat(
+        [
+            "--node-name", NodeName, "--pod-manifest-path", ManifestDir, "--containerd-socket", SocketPath,
             "--state-dir", StateDir, "--pod-logs-dir", LogsDir, "--read-only-port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--node-ip", NodeIp, "--cni-conf-dir", CniConfDir,
-        }).Concat(Address == "127.0.0.1" ? [] : ["--address", Address]).Concat(ExtraArgs))
+        ]).Concat(Address == "127.0.0.1" ? [] : ["--address", Address]).Concat(ExtraArgs))
         {
             psi.ArgumentList.Add(arg);
         }

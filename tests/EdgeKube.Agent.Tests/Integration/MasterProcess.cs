@@ -34,11 +34,19 @@ public sealed class MasterProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Environment variables set for the master process (NOTIFY_SOCKET, WATCHDOG_USEC, ...).</summary>
+    public Dictionary<string, string> Environment { get; } = [];
+
     private static string MasterDll => Path.Combine(AppContext.BaseDirectory, "edgekube-master.dll");
 
     public async Task StartAsync(params string[] extra)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (name, value) in Environment)
+        {
+            psi.Environment[name] = value;
+        }
+
         foreach (var a in new[] { MasterDll, "--data-dir", DataDir, "--api-listen", $"127.0.0.1:{ApiPort}", "--mqtt-listen", $"{MqttAddress}:{MqttPort}", "--node-monitor-grace-period", GracePeriodSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture) }.Concat(extra))
         {
             psi.ArgumentList.Add(a);
