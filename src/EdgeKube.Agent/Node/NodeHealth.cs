@@ -78,7 +78,9 @@ public sealed class NodeHealth(EvictionThresholds eviction, ThermalSettings ther
             pid ? "kubelet has insufficient PID available" : "kubelet has sufficient PID available", now));
 
         list.Add(Make("Ready", r.RuntimeReady, r.RuntimeReady ? "KubeletReady" : "KubeletNotReady",
-            r.RuntimeReady ? "kubelet is posting ready status" : $"container runtime is down: {r.RuntimeError ?? "no answer yet"}", now));
+            r.RuntimeReady ? "kubelet is posting ready status"
+            : r.RuntimeError is { } error ? $"container runtime is down: {error}"
+            : "container runtime status check may not have completed yet", now));
 
         var flags = (ThrottledFlags)(r.Throttled ?? 0);
         if (r.CpuCelsius is { } celsius)

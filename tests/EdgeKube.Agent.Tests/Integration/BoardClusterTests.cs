@@ -7,19 +7,12 @@ namespace EdgeKube.Agent.Tests.Integration;
 /// writes (thermal zone, firmware throttled flags), the real containerd, and kubectl.
 /// </summary>
 [Collection("containerd")]
-public sealed class BoardClusterTests(ContainerdFixture containerd) : AgentTestBase(containerd)
+public sealed class BoardClusterTests(ContainerdFixture containerd) : ClusterTestBase(containerd)
 {
-    private const string Node = "test-node";
-    private MasterProcess _master = null!;
     private string _sys = null!;
 
-    public override async Task InitializeAsync()
+    protected override async Task<string[]> PrepareAgentAsync(string workDir)
     {
-        await RemoveAllManagedAsync();
-        _master = new MasterProcess();
-        await _master.StartAsync();
-        var join = await _master.AddNodeAsync(Node);
-        var workDir = Directory.CreateTempSubdirectory("edgekube-agent-").FullName;
         _sys = Path.Combine(workDir, "sys");
         WriteSys("class/thermal/thermal_zone0/temp", "45000");
         WriteSys(EdgeKube.Agent.Node.HostReader.ThrottledFile, "0x0");
@@ -30,13 +23,10 @@ public sealed class BoardClusterTests(ContainerdFixture containerd) : AgentTestB
         _device = Path.Combine(workDir, "gpiochip0");
         var (code, output) = await MasterProcess.RunAsync("mknod", [_device, "c", "1", "3"]);
         Assert.True(code == 0, output);
-        var config = Path.Combine(workDir, "agent.yaml");
-        File.WriteAllText(config, join + BoardYaml);
-        Agent = NewAgent(workDir, ["--config", config, "--sysfs-root", _sys, "--system-reserved", "cpu=100m,memory=64Mi", "--kube-reserved", "memory=64Mi"]);
-        await Agent.StartAsync();
+        return ["--sysfs-root", _sys, "--system-reserved", "cpu=100m,memory=64Mi", "--kube-reserved", "memory=64Mi"];
     }
 
-    private string BoardYaml => $$"""
+    protected override string ExtraConfig => $$"""
 
         board:
           thermal: {throttleCelsius: 75, clearCelsius: 70}
@@ -56,12 +46,6 @@ public sealed class BoardClusterTests(ContainerdFixture containerd) : AgentTestB
 
     private string Led(string name) => File.ReadAllText(Path.Combine(_sys, "class/leds", name, "brightness")).Trim();
 
-    public override async Task DisposeAsync()
-    {
-        await base.DisposeAsync();
-        await _master.DisposeAsync();
-    }
-
     private void WriteSys(string relative, string text)
     {
         var path = Path.Combine(_sys, relative);
@@ -70,11 +54,11 @@ public sealed class BoardClusterTests(ContainerdFixture containerd) : AgentTestB
         File.Move(path + ".tmp", path, overwrite: true);
     }
 
-    private async Task<string> Jsonpath(string path) => (await _master.Kubectl("get", "node", Node, "-o", "jsonpath=" + path)).Trim();
+    private async Task<string> Jsonpath(string path) => (await Master.Kubectl("get", "node", Node, "-o", "jsonpath=" + path)).Trim();
 
     private Task WaitForAsync(string jsonpath, Func<string, bool> ok, string what) =>
-        Eventually.Until(async () => ok((await _master.KubectlAsync("get", "node", Node, "-o", "jsonpath=" + jsonpath)).Output.Trim()), TimeSpan.FromSeconds(60),
-            () => what + "\n" + AgentProcess.Tail(_master.Log, 20) + "\n" + AgentProcess.Tail(Agent.Log, 20));
+        Eventually.Until(async () => ok((await Master.KubectlAsync("get", "node", Node, "-o", "jsonpath=" + jsonpath)).Output.Trim()), TimeSpan.FromSeconds(60),
+            () => what + "\n" + AgentProcess.Tail(Master.Log, 20) + "\n" + AgentProcess.Tail(Agent.Log, 20));
 
     private static string Condition(string type) => $"{{.status.conditions[?(@.type==\"{type}\")].status}}";
 
@@ -96,9 +80,9 @@ public sealed class BoardClusterTests(ContainerdFixture containerd) : AgentTestB
         Assert.Equal("45 °C", await Jsonpath("{.metadata.annotations.edgekube\\.io/cpu\\.temperature}"));
         Assert.Contains("/dev/i2c-99", await Jsonpath("{.metadata.annotations.edgekube\\.io/air\\.error}"));
         Assert.Contains("\"name\":\"probe\",\"type\":\"ds18b20\",\"readings\":[{\"quantity\":\"temperature\",\"value\":21.5,\"unit\":\"°C\"}]", await Jsonpath("{.metadata.annotations.edgekube\\.io/sensors}"));
-        var columns = await _master.Kubectl("get", "nodes", "-o", "custom-columns=NAME:.metadata.name,PROBE:.metadata.annotations.edgekube\\.io/probe\\.temperature");
+        var columns = await Master.Kubectl("get", "nodes", "-o", "custom-columns=NAME:.metadata.name,PROBE:.metadata.annotations.edgekube\\.io/probe\\.temperature");
         Assert.Matches($@"(?m)^{Node}\s+21\.5 °C", columns);
-        var described = await _master.Kubectl("describe", "node", Node);
+        var described = await Master.Kubectl("describe", "node", Node);
         Assert.Matches(@"(?m)^\s+SensorsReady\s+False\s.*SensorFailed\s+air \(bme280\): ", described);
         Assert.Contains("edgekube.io/probe.temperature: 21.5 °C", described);
         Assert.Contains("edgekube_sensor_value{sensor=\"probe\",type=\"ds18b20\",quantity=\"temperature\",unit=\"°C\"} 21.5", await Agent.GetAsync("/metrics"));
@@ -119,7 +103,7 @@ public sealed class BoardClusterTests(ContainerdFixture containerd) : AgentTestB
         WriteSys("class/thermal/thermal_zone0/temp", "82500");
         await WaitForAsync("{.spec.taints}", s => s.Contains("edgekube.io/thermal-throttling", StringComparison.Ordinal), "no thermal taint");
         Assert.Equal("True", await Jsonpath(Condition("ThermalThrottling")));
-        var describe = await _master.Kubectl("describe", "node", Node);
+        var describe = await Master.Kubectl("describe", "node", Node);
         Assert.Matches(@"(?m)^\s+ThermalThrottling\s+True\s.*CPUTemperatureHigh\s+CPU temperature 82\.5°C reached the throttling threshold 75°C", describe);
         Assert.Matches(@"Taints:\s+edgekube.io/thermal-throttling:NoSchedule", describe);
         Assert.Contains("edgekube_node_cpu_temperature_celsius 82.5", await Agent.GetAsync("/metrics"));
@@ -128,7 +112,7 @@ public sealed class BoardClusterTests(ContainerdFixture containerd) : AgentTestB
         await Eventually.Until(() => Task.FromResult(Led("led0") == "0" && Led("led1") == "1"), TimeSpan.FromSeconds(20), () => "LEDs not red: " + Led("led0") + Led("led1"));
 
         // A pod without a toleration is not scheduled onto the hot board...
-        var pod = Path.Combine(_master.DataDir, "cool.yaml");
+        var pod = Path.Combine(Master.DataDir, "cool.yaml");
         File.WriteAllText(pod, $$"""
             apiVersion: v1
             kind: Pod
@@ -142,9 +126,9 @@ public sealed class BoardClusterTests(ContainerdFixture containerd) : AgentTestB
                 resources:
                   limits: {edgekube.io/gpio: 1}
             """);
-        await _master.Kubectl("apply", "-f", pod);
-        await Eventually.Until(async () => (await _master.KubectlAsync("describe", "pod", "cool")).Output.Contains("untolerated taint {edgekube.io/thermal-throttling: }"),
-            TimeSpan.FromSeconds(30), () => "no FailedScheduling for the taint\n" + AgentProcess.Tail(_master.Log, 20));
+        await Master.Kubectl("apply", "-f", pod);
+        await Eventually.Until(async () => (await Master.KubectlAsync("describe", "pod", "cool")).Output.Contains("untolerated taint {edgekube.io/thermal-throttling: }"),
+            TimeSpan.FromSeconds(30), () => "no FailedScheduling for the taint\n" + AgentProcess.Tail(Master.Log, 20));
 
         // ...between the thresholds it stays hot; below the clear threshold the taint goes and the pod runs.
         WriteSys("class/thermal/thermal_zone0/temp", "72000");
@@ -153,12 +137,12 @@ public sealed class BoardClusterTests(ContainerdFixture containerd) : AgentTestB
         WriteSys("class/thermal/thermal_zone0/temp", "65000");
         await WaitForAsync(Condition("ThermalThrottling"), s => s == "False", "ThermalThrottling never cleared");
         await WaitForAsync("{.spec.taints}", s => !s.Contains("edgekube.io/thermal-throttling", StringComparison.Ordinal), "thermal taint never lifted");
-        await Eventually.Until(async () => (await _master.KubectlAsync("get", "pod", "cool", "-o", "jsonpath={.status.phase}")).Output.Trim() == "Running",
-            TimeSpan.FromSeconds(90), () => "pod never ran after the board cooled\n" + AgentProcess.Tail(_master.Log, 20) + AgentProcess.Tail(Agent.Log, 20));
+        await Eventually.Until(async () => (await Master.KubectlAsync("get", "pod", "cool", "-o", "jsonpath={.status.phase}")).Output.Trim() == "Running",
+            TimeSpan.FromSeconds(90), () => "pod never ran after the board cooled\n" + AgentProcess.Tail(Master.Log, 20) + AgentProcess.Tail(Agent.Log, 20));
 
         // The pod asked for edgekube.io/gpio and got the device node.
-        await Eventually.Until(async () => (await _master.KubectlAsync("logs", "cool")).Output.Contains("has-gpiochip"), TimeSpan.FromSeconds(30),
-            () => "no device in the container: " + _master.KubectlAsync("logs", "cool").Result.Output);
+        await Eventually.Until(async () => (await Master.KubectlAsync("logs", "cool")).Output.Contains("has-gpiochip"), TimeSpan.FromSeconds(30),
+            () => "no device in the container: " + Master.KubectlAsync("logs", "cool").Result.Output);
 
         // The firmware reports under-voltage (0x50005): UnderVoltage and its taint; a good supply lifts it.
         WriteSys(EdgeKube.Agent.Node.HostReader.ThrottledFile, "0x50005");
@@ -177,6 +161,6 @@ public sealed class BoardClusterTests(ContainerdFixture containerd) : AgentTestB
         var coolPod = summary.GetProperty("pods").EnumerateArray().Single(p => p.GetProperty("podRef").GetProperty("name").GetString() == "cool");
         Assert.True(coolPod.GetProperty("memory").GetProperty("workingSetBytes").GetInt64() > 0);
         Assert.Equal("app", coolPod.GetProperty("containers")[0].GetProperty("name").GetString());
-        await _master.Kubectl("delete", "pod", "cool");
+        await Master.Kubectl("delete", "pod", "cool");
     }
 }

@@ -20,8 +20,11 @@ public abstract class ClusterTestBase(ContainerdFixture containerd) : AgentTestB
     /// <summary>Runs before the master starts (an external broker, for one).</summary>
     protected virtual Task BeforeMasterAsync(MasterProcess master) => Task.CompletedTask;
 
-    /// <summary>Runs after <c>node add</c>, before the agent starts.</summary>
-    protected virtual Task AfterNodeAddedAsync() => Task.CompletedTask;
+    /// <summary>Runs after <c>node add</c>, before the agent starts in <paramref name="workDir"/>; returns extra agent flags.</summary>
+    protected virtual Task<string[]> PrepareAgentAsync(string workDir) => Task.FromResult<string[]>([]);
+
+    /// <summary>Appended to the join config (a <c>board:</c> section, for one).</summary>
+    protected virtual string ExtraConfig => string.Empty;
 
     public override async Task InitializeAsync()
     {
@@ -30,11 +33,11 @@ public abstract class ClusterTestBase(ContainerdFixture containerd) : AgentTestB
         await BeforeMasterAsync(Master);
         await Master.StartAsync(MasterArgs);
         JoinConfig = await Master.AddNodeAsync(Node);
-        await AfterNodeAddedAsync();
         var workDir = Directory.CreateTempSubdirectory("edgekube-agent-").FullName;
+        var extraArgs = await PrepareAgentAsync(workDir);
         var config = Path.Combine(workDir, "agent.yaml");
-        File.WriteAllText(config, JoinConfig);
-        Agent = NewAgent(workDir, ["--config", config]);
+        File.WriteAllText(config, JoinConfig + ExtraConfig);
+        Agent = NewAgent(workDir, ["--config", config, .. extraArgs]);
         await Agent.StartAsync();
     }
 

@@ -24,12 +24,13 @@ public sealed class MosquittoClusterTests(ContainerdFixture containerd) : Cluste
         await WaitForPortAsync();
     }
 
-    protected override async Task AfterNodeAddedAsync()
+    protected override async Task<string[]> PrepareAgentAsync(string workDir)
     {
         // A new node's password reaches mosquitto as broker-config writes it again and mosquitto reloads (SIGHUP).
         await WriteBrokerConfigAsync(Master);
         using var hup = Process.Start("kill", ["-HUP", _mosquitto!.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         await hup!.WaitForExitAsync();
+        return [];
     }
 
     public override async Task DisposeAsync()

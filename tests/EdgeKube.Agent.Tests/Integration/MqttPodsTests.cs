@@ -60,7 +60,9 @@ public sealed class MqttPodsTests(ContainerdFixture containerd) : AgentTestBase(
     public async Task The_node_registers_runs_pushed_pods_and_reports_their_status()
     {
         Assert.Equal("online", await _broker.WaitForAsync($"{Prefix}/presence", p => p == "online"));
-        var nodeJson = await _broker.WaitForAsync($"{Prefix}/status", p => p.Contains("\"Ready\""));
+        // As kubelet, the node may first report NotReady until its first runtime check is done.
+        var nodeJson = await _broker.WaitForAsync($"{Prefix}/status",
+            p => p.Contains("\"Ready\"") && KubernetesJson.Deserialize<V1Node>(p).Status.Conditions.Single(c => c.Type == "Ready").Status == "True");
         var node = KubernetesJson.Deserialize<V1Node>(nodeJson);
         Assert.Equal(Node, node.Metadata.Name);
         Assert.Equal("linux", node.Metadata.Labels["kubernetes.io/os"]);

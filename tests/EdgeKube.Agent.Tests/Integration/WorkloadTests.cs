@@ -7,48 +7,23 @@ namespace EdgeKube.Agent.Tests.Integration;
 /// edgekube-master with a real agent running the pods on the test containerd.
 /// </summary>
 [Collection("containerd")]
-public sealed class WorkloadTests(ContainerdFixture containerd) : AgentTestBase(containerd)
+public sealed class WorkloadTests(ContainerdFixture containerd) : ClusterTestBase(containerd)
 {
-    private const string Node = "test-node"; // the name AgentProcess gives its agent
     private const string Forever = "trap 'exit 0' TERM; while true; do sleep 1; done";
-    private MasterProcess _master = null!;
 
     public override async Task InitializeAsync()
     {
-        await RemoveAllManagedAsync();
-        _master = new MasterProcess();
-        await _master.StartAsync();
-        var workDir = Directory.CreateTempSubdirectory("edgekube-agent-").FullName;
-        var config = Path.Combine(workDir, "agent.yaml");
-        File.WriteAllText(config, await _master.AddNodeAsync(Node));
-        Agent = NewAgent(workDir, ["--config", config]);
-        await Agent.StartAsync();
-        await Eventually.Until(async () => (await _master.KubectlAsync("get", "node", Node, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}")).Output.Trim() == "True",
-            TimeSpan.FromSeconds(60), () => "node never Ready\n" + Logs());
+        await base.InitializeAsync();
+        await WaitForNodeReadyAsync();
     }
 
-    public override async Task DisposeAsync()
-    {
-        await base.DisposeAsync();
-        await _master.DisposeAsync();
-    }
-
-    private string Logs() => AgentProcess.Tail(_master.Log, 40) + "\n" + AgentProcess.Tail(Agent.Log, 20);
-
-    private Task<string> Kubectl(params string[] args) => _master.Kubectl(args);
+    private Task<string> Kubectl(params string[] args) => Master.Kubectl(args);
 
     private async Task<string> Jsonpath(string what, string path, params string[] extra) =>
-        (await _master.Kubectl(["get", what, "-o", "jsonpath=" + path, .. extra])).Trim();
+        (await Master.Kubectl(["get", what, "-o", "jsonpath=" + path, .. extra])).Trim();
 
     private Task UntilAsync(Func<Task<bool>> condition, string what) =>
-        Eventually.Until(condition, TimeSpan.FromSeconds(120), () => what + "\n" + Logs());
-
-    private async Task ApplyAsync(string yaml)
-    {
-        var file = Path.Combine(_master.DataDir, Guid.NewGuid().ToString("N") + ".yaml");
-        File.WriteAllText(file, yaml);
-        await Kubectl("apply", "-f", file);
-    }
+        Eventually.Until(condition, TimeSpan.FromSeconds(120), () => what + Diagnostics);
 
     [Fact]
     public async Task A_deployment_is_created_scaled_updated_rolled_back_and_deleted_with_kubectl()
@@ -102,15 +77,15 @@ public sealed class WorkloadTests(ContainerdFixture containerd) : AgentTestBase(
         Assert.Contains("deployment.apps/web", await Kubectl("get", "all"));
 
         // Bad input gets Kubernetes' answer, and nothing else changes.
-        var (code, output) = await _master.KubectlAsync("scale", "deployment", "web", "--replicas=-1");
+        var (code, output) = await Master.KubectlAsync("scale", "deployment", "web", "--replicas=-1");
         Assert.NotEqual(0, code);
-        (code, output) = await _master.KubectlAsync("create", "deployment", "Bad_Name", "--image", Image);
+        (code, output) = await Master.KubectlAsync("create", "deployment", "Bad_Name", "--image", Image);
         Assert.NotEqual(0, code);
         Assert.Contains("a lowercase RFC 1123 subdomain", output);
 
         // Deleting the deployment takes its ReplicaSets and their pods with it.
         Assert.Contains("deployment.apps \"web\" deleted", await Kubectl("delete", "deployment", "web"));
-        await UntilAsync(async () => (await _master.KubectlAsync("get", "rs,pods", "-l", "app=web")).Output.Contains("No resources found"),
+        await UntilAsync(async () => (await Master.KubectlAsync("get", "rs,pods", "-l", "app=web")).Output.Contains("No resources found"),
             "the deployment's replica sets and pods were not deleted with it");
     }
 
@@ -133,7 +108,7 @@ public sealed class WorkloadTests(ContainerdFixture containerd) : AgentTestBase(
                     image: "{{{Image}}}"
                     command: [sh, -c, "{{{Forever}}}"]
             """);
-        await UntilAsync(async () => (await _master.KubectlAsync("get", "ds", "collector", "-n", "sensors")).Output is var o && System.Text.RegularExpressions.Regex.IsMatch(o, @"(?m)^collector\s+1\s+1\s+1\s+1\s+1\s+"),
+        await UntilAsync(async () => (await Master.KubectlAsync("get", "ds", "collector", "-n", "sensors")).Output is var o && System.Text.RegularExpressions.Regex.IsMatch(o, @"(?m)^collector\s+1\s+1\s+1\s+1\s+1\s+"),
             "the daemon set never had its pod ready on the node");
         Assert.Matches(@"(?m)^NAME\s+DESIRED\s+CURRENT\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+NODE SELECTOR\s+AGE", await Kubectl("get", "ds", "-n", "sensors"));
         Assert.Equal(Node, await Jsonpath("pods", "{.items[0].spec.nodeName}", "-n", "sensors", "-l", "app=collector"));
@@ -181,7 +156,7 @@ public sealed class WorkloadTests(ContainerdFixture containerd) : AgentTestBase(
 
         // Deleting the namespace removes what is in it, then the namespace itself.
         Assert.Contains("namespace \"sensors\" deleted", await Kubectl("delete", "namespace", "sensors", "--timeout=120s"));
-        Assert.Contains("NotFound", (await _master.KubectlAsync("get", "namespace", "sensors")).Output);
+        Assert.Contains("NotFound", (await Master.KubectlAsync("get", "namespace", "sensors")).Output);
         Assert.DoesNotContain("sensors", await Kubectl("get", "pods", "-A"));
     }
 }
