@@ -99,7 +99,7 @@ public sealed class ClusterTests(ContainerdFixture containerd) : ClusterTestBase
     }
 
     [Fact]
-    public async Task AMaster_restart_loses_nothing_and_a_killed_agent_makes_its_node_not_ready()
+    public async Task A_master_restart_loses_nothing_and_a_killed_agent_makes_its_node_not_ready()
     {
         await WaitForNodeReadyAsync();
         await ApplyAsync(PodYaml("keeper", Image));
@@ -114,5 +114,8 @@ public sealed class ClusterTests(ContainerdFixture containerd) : ClusterTestBase
         await Eventually.Until(async () => (await Master.KubectlAsync("get", "node", Node)).Output.Contains("NotReady"), TimeSpan.FromSeconds(60),
             () => "node not NotReady after the agent was killed\n" + AgentProcess.Tail(Master.Log, 20));
         Assert.Contains("node.kubernetes.io/unreachable", await Master.Kubectl("get", "node", Node, "-o", "jsonpath={.spec.taints}"));
+        // describe node shows the node controller's event.
+        var described = await Master.Kubectl("describe", "node", Node);
+        Assert.Matches(@"(?m)^\s+Normal\s+NodeNotReady\s+.*Node test-node status is now: NodeNotReady", described);
     }
 }
