@@ -223,23 +223,7 @@ public class ContainerdHost
 
     private static Task RunAsync(string file, params string[] args) => RunAsync(file, args, check: true);
 
-    private static async Task RunAsync(string file, string[] args, bool check)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + file);
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        if (check && p.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed ({p.ExitCode}):\n{await stdout}{await stderr}");
-        }
-    }
+    private static Task RunAsync(string file, string[] args, bool check) => ContainerdInstance.RunAsync(file, args, check);
 
     private static Task RunAsync(string file, string arg0, string arg1, bool check) => RunAsync(file, [arg0, arg1], check);
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using EdgeKube.Testing;
 
 namespace EdgeKube.Bench.Infra;
 
@@ -42,36 +43,8 @@ public sealed record ProcSample(long RssBytes, long PeakRssBytes, double CpuSeco
 /// <summary>Running helper processes.</summary>
 public static class Run
 {
-    public static async Task<(int Code, string Output)> ProcessAsync(string file, IEnumerable<string> args, string? stdin = null, TimeSpan? timeout = null)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null, UseShellExecute = false };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + file);
-        if (stdin is not null)
-        {
-            await p.StandardInput.WriteAsync(stdin);
-            p.StandardInput.Close();
-        }
-
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(5));
-        try
-        {
-            await p.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            return (-1, "timed out: " + await stdout + await stderr);
-        }
-
-        return (p.ExitCode, await stdout + await stderr);
-    }
+    public static Task<(int Code, string Output)> ProcessAsync(string file, IEnumerable<string> args, string? stdin = null, TimeSpan? timeout = null) =>
+        ProcessRunner.RunAsync(file, args, timeout ?? TimeSpan.FromMinutes(5), stdin);
 
     public static async Task<string> CheckedAsync(string file, params string[] args)
     {

@@ -95,36 +95,8 @@ public sealed class MasterProcess : IAsyncDisposable
         return output;
     }
 
-    public static async Task<(int Code, string Output)> RunAsync(string file, string[] args, string? stdin = null, TimeSpan? timeout = null)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null, UseShellExecute = false };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + file);
-        if (stdin is not null)
-        {
-            await p.StandardInput.WriteAsync(stdin);
-            p.StandardInput.Close();
-        }
-
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(90));
-        try
-        {
-            await p.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            return (-1, "timed out: " + await stdout + await stderr);
-        }
-
-        return (p.ExitCode, await stdout + await stderr);
-    }
+    public static Task<(int Code, string Output)> RunAsync(string file, string[] args, string? stdin = null, TimeSpan? timeout = null) =>
+        EdgeKube.Testing.ProcessRunner.RunAsync(file, args, timeout ?? TimeSpan.FromSeconds(90), stdin);
 
     public async Task StopAsync()
     {
