@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using EdgeKube.Protocol;
 using Microsoft.Extensions.Logging;
@@ -138,19 +137,7 @@ public sealed partial class MqttLink : IAsyncDisposable
             .WithWillPayload(Presence.Offline)
             .WithWillRetain(true)
             .WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce)
-            .WithTcpServer(_options.Url.Host, _options.Url.Port > 0 ? _options.Url.Port : _options.Url.Scheme == "mqtts" ? 8883 : 1883);
-        if (_options.Url.Scheme == "mqtts")
-        {
-            builder = builder.WithTlsOptions(tls =>
-            {
-                tls.UseTls();
-                if (_options.CaPem is { Length: > 0 } pem)
-                {
-                    var ca = X509Certificate2.CreateFromPem(pem);
-                    tls.WithTrustChain([ca]);
-                }
-            });
-        }
+            .WithBroker(_options.Url, _options.CaPem);
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(15));

@@ -141,27 +141,14 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
 
     private async Task ConnectAsync(CancellationToken cancellationToken)
     {
-        var tls = _options.Broker.Scheme == "mqtts";
-        var builder = new MqttClientOptionsBuilder()
+        var options = new MqttClientOptionsBuilder()
             .WithClientId("edgekube-master")
             .WithProtocolVersion(MqttProtocolVersion.V500)
             .WithCredentials(_options.Username, _options.Password)
             .WithKeepAlivePeriod(TimeSpan.FromSeconds(15))
             .WithCleanStart(true)
-            .WithTcpServer(_options.Broker.Host, _options.Broker.Port > 0 ? _options.Broker.Port : tls ? 8883 : 1883);
-        if (tls)
-        {
-            builder = builder.WithTlsOptions(o =>
-            {
-                o.UseTls();
-                if (_options.CaPem is { Length: > 0 } pem)
-                {
-                    o.WithTrustChain([System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(pem)]);
-                }
-            });
-        }
-
-        var options = builder.Build();
+            .WithBroker(_options.Broker, _options.CaPem)
+            .Build();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(15));
         var result = await _client.ConnectAsync(options, timeout.Token).ConfigureAwait(false);
