@@ -109,7 +109,9 @@ public sealed class MqttPodsTests(ContainerdFixture containerd) : AgentTestBase(
         var offline = await StartJoinedAgentAsync(Agent.WorkDir);
         await offline.WaitForPodAsync("a", IsRunning, what: "a still Running without the master");
         await offline.WaitForPodAsync("b", IsRunning, what: "b still Running without the master");
-        Assert.Contains("Cannot reach broker", offline.Log);
+        // The pods are adopted from local state before the first connection attempt has given up.
+        await Eventually.Until(() => Task.FromResult(offline.Log.Contains("Cannot reach broker", StringComparison.Ordinal)), TimeSpan.FromSeconds(30),
+            () => "no broker error logged:\n" + offline.Log);
 
         // The master deleted b meanwhile; the broker comes back with the retained index.
         _broker = new TestBroker(new Dictionary<string, string> { [Node] = "node-secret" }, port);
