@@ -1,3 +1,4 @@
+using EdgeKube.Agent.Json;
 using System.Text;
 using System.Text.Json;
 using EdgeKube.Agent.Mqtt;
@@ -47,7 +48,7 @@ public sealed partial class NodeReporter(MqttLink link, NodeMonitor monitor, str
         await _publish.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var json = KubernetesJson.Serialize(node);
+            var json = KubeJson.Serialize(node);
             if (json == _lastJson)
             {
                 return;
