@@ -576,10 +576,11 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             {
                 if (payload.Length == 0)
                 {
-                    // The node has stopped and removed the pod: a deletion in progress is finished.
-                    if (current.Metadata()["deletionTimestamp"] is not null)
+                    // The node has stopped and removed the pod: a deletion in progress is finished (the pod goes, or
+                    // waits for its finalizers marked as stopped).
+                    if (current.Metadata()["deletionTimestamp"] is not null && !ObjectWriter.IsStopped(current))
                     {
-                        await _store.DeleteAsync(key, current.ResourceVersion()).ConfigureAwait(false);
+                        await ObjectWriter.FinishPodAsync(_store, _time, key, current, CancellationToken.None).ConfigureAwait(false);
                         LogDeleted(ns, name, node);
                     }
 
