@@ -261,10 +261,49 @@ public sealed class ObjectWriter(IObjectStore store, TimeProvider time)
         meta["deletionGracePeriodSeconds"] = 0L;
         if (!terminal)
         {
-            pod.Obj("status")["phase"] = "Failed";
+            MarkStopped(pod.Obj("status"), ObjectMeta.Time(now));
         }
 
         return await store.UpdateAsync(key, pod, pod.ResourceVersion(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The status of a pod that ended without a last word from its node: Failed, not ready, and every container
+    /// that had not ended terminated as kubelet reports a container it cannot find any more.
+    /// </summary>
+    private static void MarkStopped(JsonObject status, string now)
+    {
+        status["phase"] = "Failed";
+        foreach (var list in new[] { "initContainerStatuses", "containerStatuses" })
+        {
+            foreach (var container in (status[list] as JsonArray ?? []).OfType<JsonObject>())
+            {
+                container["ready"] = false;
+                container["started"] = false;
+                if (container["state"]?["terminated"] is null)
+                {
+                    container["state"] = new JsonObject
+                    {
+                        ["terminated"] = new JsonObject
+                        {
+                            ["exitCode"] = 137,
+                            ["reason"] = "ContainerStatusUnknown",
+                            ["message"] = "The container could not be located when the pod was terminated",
+                        },
+                    };
+                }
+            }
+        }
+
+        foreach (var condition in (status["conditions"] as JsonArray ?? []).OfType<JsonObject>())
+        {
+            if (condition.Str("type") is "Ready" or "ContainersReady" && condition.Str("status") != "False")
+            {
+                condition["status"] = "False";
+                condition["lastTransitionTime"] = now;
+                condition["reason"] = "PodCompleted";
+            }
+        }
     }
 
     /// <summary>A pod marked for deletion that nothing runs any more: never bound to a node, or finished with (grace period 0).</summary>

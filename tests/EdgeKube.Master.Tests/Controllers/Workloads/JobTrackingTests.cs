@@ -218,10 +218,12 @@ public sealed class JobTrackingTests : IAsyncLifetime
         Assert.Equal(30, ControllerLoop.Long(marked.Metadata()["deletionGracePeriodSeconds"]));
         Assert.False(ObjectWriter.IsStopped(marked));
 
+        await _h.MarkReadyAsync(marked);
         await _h.FinishDeletionsAsync();
         var stopped = await PodAsync(pod);
         Assert.True(ObjectWriter.IsStopped(stopped));
         Assert.Equal("Failed", Pods.Phase(stopped));
+        Assert.False(Pods.IsReady(stopped));
 
         // Marking it again changes nothing (the node lifecycle controller passes by every second).
         await ObjectWriter.FinishPodAsync(_h.Store, _h.Time, new ObjectKey("pods", "default", "held"), stopped, default);
