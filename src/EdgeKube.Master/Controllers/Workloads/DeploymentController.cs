@@ -226,7 +226,9 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
 
         if (d["spec"]?["strategy"]?["type"]?.GetValue<string>() == "Recreate")
         {
-            return [];
+            // Recreate shares nothing (it runs one set at a time); the sets are only re-annotated, so the
+            // scaling event is over and the rollout goes on.
+            return [.. active.Select(rs => (rs, SpecReplicas(rs)))];
         }
 
         var allowed = replicas > 0 ? replicas + surge : 0;

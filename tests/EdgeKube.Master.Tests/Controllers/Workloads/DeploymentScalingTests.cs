@@ -127,6 +127,10 @@ public sealed class DeploymentScalingTests : IAsyncLifetime
         // Scaling to zero empties every set.
         Assert.All(DeploymentController.ProportionalSizes(d, c, [a, b], replicas: 0, surge: 1), s => Assert.Equal(0, s.Size));
 
+        // Recreate shares nothing out: the sets keep their sizes (and only get the new annotations).
+        var recreate = JsonNode.Parse("""{"spec": {"strategy": {"type": "Recreate"}}, "status": {"replicas": 3}}""")!.AsObject();
+        Assert.Equal([1L, 1L, 1L], DeploymentController.ProportionalSizes(recreate, c, [a, b], replicas: 5, surge: 0).Select(s => s.Size));
+
         // With one active set, that one simply takes the new size.
         var empty = Set("web-old", 0);
         empty["spec"]!["replicas"] = 0;
