@@ -522,6 +522,13 @@ public sealed partial class ApiServer(
             }
         }
 
+        if (old["deletionTimestamp"] is not null && target.Subresource != "status"
+            && ObjectWriter.Finalizers(updated).Except(ObjectWriter.Finalizers(current), StringComparer.Ordinal).ToList() is { Count: > 0 } added)
+        {
+            // Finalizers may only go from an object being deleted, or it might never go.
+            throw ApiError.Invalid(target.Resource, target.Name!, [$"metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{string.Join(", ", added.Select(f => $"\"{f}\""))}}}"]);
+        }
+
         updated["apiVersion"] = target.Resource.ApiVersion;
         updated["kind"] = target.Resource.Kind;
         if (target.Subresource == "status")

@@ -191,6 +191,26 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             {
                 return;
             }
+            catch (MQTTnet.Exceptions.MqttCommunicationException e)
+            {
+                // A publish failed (MQTTnet also reports a cancelled one as timed out): unless stopping,
+                // relist and publish everything again, so no node misses the change.
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                LogPublishFailed(e.Message);
+                _resync = true;
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
         }
     }
 
@@ -576,11 +596,20 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             {
                 if (payload.Length == 0)
                 {
-                    // The node has stopped and removed the pod: a deletion in progress is finished.
-                    if (current.Metadata()["deletionTimestamp"] is not null)
+                    // The node has stopped and removed the pod: a deletion in progress is finished (the pod goes, or
+                    // waits for its finalizers marked as stopped).
+                    if (current.Metadata()["deletionTimestamp"] is not null && !ObjectWriter.IsStopped(current))
                     {
-                        await _store.DeleteAsync(key, current.ResourceVersion()).ConfigureAwait(false);
-                        LogDeleted(ns, name, node);
+                        var held = ObjectWriter.Finalizers(current);
+                        await ObjectWriter.FinishPodAsync(_store, _time, key, current, CancellationToken.None).ConfigureAwait(false);
+                        if (held.Count == 0)
+                        {
+                            LogDeleted(ns, name, node);
+                        }
+                        else
+                        {
+                            LogHeld(ns, name, node, string.Join(",", held));
+                        }
                     }
 
                     return;
@@ -682,6 +711,12 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
 
     [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Node {Node} registered")]
     private partial void LogRegistered(string node);
+
+    [LoggerMessage(EventId = 4007, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name} stopped by node {Node}; kept until its finalizers ({Finalizers}) are removed")]
+    private partial void LogHeld(string @namespace, string name, string node, string finalizers);
+
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Bridge could not publish pods: {Error}; publishing all again")]
+    private partial void LogPublishFailed(string error);
 
     [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name} deleted: node {Node} has stopped it")]
     private partial void LogDeleted(string @namespace, string name, string node);

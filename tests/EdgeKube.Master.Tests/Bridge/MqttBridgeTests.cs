@@ -106,9 +106,38 @@ public sealed class MqttBridgeTests : IAsyncLifetime
         Assert.Equal(lists, _store.Lists);
     }
 
+    [Fact]
+    public async Task A_pod_its_node_has_removed_goes_unless_finalizers_hold_it()
+    {
+        await CreatePodAsync("free", "node-a");
+        await CreatePodAsync("held", "node-a", finalizer: "batch.kubernetes.io/job-tracking");
+        foreach (var name in new[] { "free", "held" })
+        {
+            // Being deleted, as the API server marks a bound pod.
+            var pod = (await _store.GetAsync(Key(name)))!;
+            pod["metadata"]!["deletionTimestamp"] = "2026-05-01T12:00:30Z";
+            pod["metadata"]!["deletionGracePeriodSeconds"] = 30;
+            pod["status"] = new JsonObject { ["phase"] = "Running" };
+            await _store.UpdateAsync(Key(name), pod);
+        }
+
+        // The node has stopped both and says so with an empty status.
+        foreach (var name in new[] { "free", "held" })
+        {
+            await _nodes[0].PublishAsync(new MqttApplicationMessageBuilder().WithTopic(_topics.PodStatus("node-a", "default", name))
+                .WithPayload(Array.Empty<byte>()).WithRetainFlag(true).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        }
+
+        await Until(() => _store.GetAsync(Key("free")).Result is null, "the pod without finalizers to go");
+        await Until(() => _store.GetAsync(Key("held")).Result?["metadata"]?["deletionGracePeriodSeconds"]?.GetValue<long>() == 0, "the held pod to be marked stopped");
+        var held = (await _store.GetAsync(Key("held")))!;
+        Assert.Equal("Failed", held["status"]!["phase"]!.GetValue<string>());
+        Assert.Equal("batch.kubernetes.io/job-tracking", held["metadata"]!["finalizers"]![0]!.GetValue<string>());
+    }
+
     private static ObjectKey Key(string name) => new("pods", "default", name);
 
-    private async Task CreatePodAsync(string name, string? node)
+    private async Task CreatePodAsync(string name, string? node, string? finalizer = null)
     {
         var spec = new JsonObject { ["containers"] = new JsonArray(new JsonObject { ["name"] = "app", ["image"] = "busybox" }) };
         if (node is not null)
@@ -120,7 +149,13 @@ public sealed class MqttBridgeTests : IAsyncLifetime
         {
             ["apiVersion"] = "v1",
             ["kind"] = "Pod",
-            ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = "default", ["uid"] = Guid.NewGuid().ToString() },
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = name,
+                ["namespace"] = "default",
+                ["uid"] = Guid.NewGuid().ToString(),
+                ["finalizers"] = finalizer is null ? null : new JsonArray(finalizer),
+            },
             ["spec"] = spec,
         });
     }
