@@ -36,6 +36,9 @@ public sealed partial class NodeReporter(MqttLink link, NodeMonitor monitor, str
             LogReportDelayed(MaxReportDelay.TotalSeconds);
         }
 
+        // The node as it is now, not as sampled before the wait.
+        await monitor.SampleAsync().ConfigureAwait(false);
+
         link.Connected += () =>
         {
             _lastJson = null; // republish on every connect
