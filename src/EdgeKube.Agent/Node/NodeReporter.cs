@@ -21,8 +21,25 @@ public sealed partial class NodeReporter(MqttLink link, NodeMonitor monitor, str
 
     public TimeSpan LeasePeriod { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Reporting starts once this completes, or after <see cref="MaxReportDelay"/>.</summary>
+    public Task ReadyToReport { get; init; } = Task.CompletedTask;
+
+    public static readonly TimeSpan MaxReportDelay = TimeSpan.FromSeconds(10);
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        try
+        {
+            await ReadyToReport.WaitAsync(MaxReportDelay, time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            LogReportDelayed(MaxReportDelay.TotalSeconds);
+        }
+
+        // The node as it is now, not as sampled before the wait.
+        await monitor.SampleAsync().ConfigureAwait(false);
+
         link.Connected += () =>
         {
             _lastJson = null; // republish on every connect
@@ -64,6 +81,9 @@ public sealed partial class NodeReporter(MqttLink link, NodeMonitor monitor, str
             _publish.Release();
         }
     }
+
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "Not every sensor has been read after {Seconds} s; reporting the node without waiting longer")]
+    private partial void LogReportDelayed(double seconds);
 
     [LoggerMessage(EventId = 1200, Level = LogLevel.Debug, Message = "Node {Node} status published: Ready={Ready} ({Reason})")]
     private partial void LogReported(string node, string ready, string reason);

@@ -58,6 +58,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     private readonly ConcurrentDictionary<string, TaskCompletionSource<byte[]>> _pending = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly Dictionary<string, string> _publishedSpecs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _publishedIdentify = new(StringComparer.Ordinal);
     private string? _publishedRoutes;
     private volatile bool _resync = true;
     private volatile bool _resyncNodes = true;
@@ -407,9 +408,9 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     }
 
     /// <summary>
-    /// Publishes each node's spec (podCIDR, taints, unschedulable) on <c>nodes/{node}/spec</c> and the
-    /// cluster's route table on <c>cluster/routes</c>, both retained and only when changed; clears the
-    /// spec of a deleted node. Returns the rv it is consistent with.
+    /// Publishes each node's spec (podCIDR, taints, unschedulable) on <c>nodes/{node}/spec</c>, its identify
+    /// request on <c>nodes/{node}/identify</c> and the cluster's route table on <c>cluster/routes</c>, all
+    /// retained and only when changed; clears them for a deleted node. Returns the rv it is consistent with.
     /// </summary>
     private async Task<long> SyncNodesAsync(CancellationToken cancellationToken)
     {
@@ -435,12 +436,32 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                     await PublishAsync(_topics.NodeSpec(name), Encoding.UTF8.GetBytes(spec), cancellationToken).ConfigureAwait(false);
                     _publishedSpecs[name] = spec;
                 }
+
+                // Identify goes to this node's own topic only (its ACL lets no other node read it). An empty
+                // payload is published on a resync too, so an external broker keeps no identify the master ended while away.
+                var identify = Controllers.IdentifyController.Payload(node);
+                var identifyText = Encoding.UTF8.GetString(identify);
+                if (force || _publishedIdentify.GetValueOrDefault(name, string.Empty) != identifyText)
+                {
+                    await PublishAsync(_topics.Identify(name), identify, cancellationToken).ConfigureAwait(false);
+                    _publishedIdentify[name] = identifyText;
+                }
             }
 
             foreach (var gone in _publishedSpecs.Keys.Where(n => !seen.Contains(n)).ToList())
             {
                 await PublishAsync(_topics.NodeSpec(gone), [], cancellationToken).ConfigureAwait(false);
                 _publishedSpecs.Remove(gone);
+            }
+
+            foreach (var gone in _publishedIdentify.Keys.Where(n => !seen.Contains(n)).ToList())
+            {
+                if (_publishedIdentify[gone].Length > 0)
+                {
+                    await PublishAsync(_topics.Identify(gone), [], cancellationToken).ConfigureAwait(false);
+                }
+
+                _publishedIdentify.Remove(gone);
             }
 
             var routes = new RouteTable(_options.ClusterCidr, [.. list.Items.Select(RouteOf).OfType<NodeRoute>().OrderBy(r => r.Node, StringComparer.Ordinal)]);
@@ -556,18 +577,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                 else
                 {
                     // The node owns its status and the labels it reports; labels and annotations set through the API stay.
-                    var labels = current.Metadata().Obj("labels");
-                    foreach (var (k, v) in reported["metadata"]?["labels"] as JsonObject ?? [])
-                    {
-                        labels[k] = v?.DeepClone();
-                    }
-
-                    var annotations = current.Metadata().Obj("annotations");
-                    foreach (var (k, v) in reported["metadata"]?["annotations"] as JsonObject ?? [])
-                    {
-                        annotations[k] = v?.DeepClone();
-                    }
-
+                    NodeReport.Merge(current, reported);
                     current["status"] = reported["status"]?.DeepClone();
                     await _store.UpdateAsync(key, current, current.ResourceVersion()).ConfigureAwait(false);
                 }
