@@ -47,11 +47,20 @@ public sealed record ProcSample(long RssBytes, long PeakRssBytes, double CpuSeco
 /// </summary>
 public sealed record MemoryBreakdown(long ImageBytes, long LibraryBytes, long AnonymousBytes, IReadOnlyDictionary<string, int> Threads)
 {
+    /// <summary>Of the anonymous memory: the executable's bss, right after its image (in a NativeAOT binary mostly the type data rehydrated at start).</summary>
+    public long BssBytes { get; init; }
+
+    /// <summary>Of the anonymous memory: malloc's main heap ([heap]).</summary>
+    public long MallocHeapBytes { get; init; }
+
     public static MemoryBreakdown Of(int pid)
     {
         var exe = File.ResolveLinkTarget($"/proc/{pid}/exe", returnFinalTarget: true)?.FullName ?? string.Empty;
-        long image = 0, libraries = 0, anonymous = 0;
+        long image = 0, libraries = 0, anonymous = 0, bss = 0, heap = 0;
         string? path = null;
+        var afterImage = false;
+        var previousWasImage = false;
+        ulong previousEnd = 0;
         foreach (var line in File.ReadLines($"/proc/{pid}/smaps"))
         {
             // A mapping's header: "start-end perms offset dev inode [path]"; its fields follow, "Rss:   123 kB" among them.
@@ -59,6 +68,11 @@ public sealed record MemoryBreakdown(long ImageBytes, long LibraryBytes, long An
             {
                 var parts = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
                 path = parts.Length == 6 ? parts[5].Trim() : string.Empty;
+                var range = parts[0].Split('-');
+                var start = ulong.Parse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+                afterImage = previousWasImage && path.Length == 0 && start == previousEnd;
+                previousWasImage = path == exe;
+                previousEnd = ulong.Parse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
             }
             else if (line.StartsWith("Rss:", StringComparison.Ordinal))
             {
@@ -74,6 +88,8 @@ public sealed record MemoryBreakdown(long ImageBytes, long LibraryBytes, long An
                 else
                 {
                     anonymous += kb; // anonymous mappings, [heap], [stack]
+                    bss += afterImage ? kb : 0;
+                    heap += path == "[heap]" ? kb : 0;
                 }
             }
         }
@@ -92,7 +108,7 @@ public sealed record MemoryBreakdown(long ImageBytes, long LibraryBytes, long An
             }
         }
 
-        return new MemoryBreakdown(image, libraries, anonymous, threads);
+        return new MemoryBreakdown(image, libraries, anonymous, threads) { BssBytes = bss, MallocHeapBytes = heap };
     }
 
     private static bool IsMappingHeader(string line)

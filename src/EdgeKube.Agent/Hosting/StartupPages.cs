@@ -7,8 +7,8 @@ namespace EdgeKube.Agent.Hosting;
 
 /// <summary>
 /// Gives back the pages of the agent's own executable that only start-up touched. Starting (command line, host,
-/// configuration, the first sync of every pod) runs through about 20 MiB of the NativeAOT binary's code and
-/// read-only data, which then stay resident although the idle agent needs about a third of it (measured:
+/// configuration, the first sync of every pod) runs through about 22 MiB of the NativeAOT binary's code and
+/// read-only data, which then stay resident although the idle agent uses about half of it (measured:
 /// docs/benchmarks.md, footprint). Once the agent has started, it asks the kernel to reclaim its executable's
 /// read-only mappings (<c>madvise(MADV_PAGEOUT)</c>, Linux 5.4+); what the running agent uses is faulted back
 /// from the file. The advice never changes the contents (a page that cannot be reclaimed stays), so it is safe
