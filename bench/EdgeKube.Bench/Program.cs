@@ -15,7 +15,7 @@ public static class Program
         if (error is not null)
         {
             Console.Error.WriteLine("edgekube-bench: " + error);
-            Console.Error.WriteLine($"usage: bench/run.sh [{string.Join('|', Order)}]... [--runs N] [--window SECONDS] [--nodes 100,1000] [--pods-per-node 10] [--out DIR]");
+            Console.Error.WriteLine($"usage: bench/run.sh [{string.Join('|', Order)}]... [--runs N] [--window SECONDS] [--nodes 100,1000] [--pods-per-node 10] [--out DIR] [--agent PATH] [--agent-env NAME=VALUE]...");
             return 2;
         }
 
@@ -25,6 +25,12 @@ public static class Program
             return 2;
         }
 
+        if (options.AgentBinary is { } agent)
+        {
+            AgentProc.Binary = agent;
+        }
+
+        AgentProc.ExtraEnvironment = options.AgentEnvironment;
         var failed = 0;
         foreach (var name in names.Count == 0 ? [.. Order] : names)
         {
@@ -68,6 +74,12 @@ public sealed record BenchOptions
 
     public string OutDir { get; init; } = Path.Combine(EdgeKube.Testing.ContainerdHost.RepoRoot, "bench", "results");
 
+    /// <summary>Another agent executable than the published NativeAOT one (e.g. the JIT build, to attach dotnet-trace or dotnet-gcdump).</summary>
+    public string? AgentBinary { get; init; }
+
+    /// <summary>Environment variables for the agents the bench starts (experiments with runtime settings such as DOTNET_GCgen0size).</summary>
+    public IReadOnlyDictionary<string, string> AgentEnvironment { get; init; } = new Dictionary<string, string>();
+
     public string Machine { get; } =
         $"{Environment.ProcessorCount} CPUs ({CpuModel()}), {Environment.OSVersion.VersionString}, .NET {Environment.Version}";
 
@@ -88,6 +100,16 @@ public sealed record BenchOptions
                     case "--nodes": o = o with { Nodes = [.. Next().Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture))] }; break;
                     case "--pods-per-node": o = o with { PodsPerNode = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--out": o = o with { OutDir = Path.GetFullPath(Next()) }; break;
+                    case "--agent": o = o with { AgentBinary = Path.GetFullPath(Next()) }; break;
+                    case "--agent-env":
+                        var pair = Next().Split('=', 2);
+                        if (pair.Length != 2 || pair[0].Length == 0)
+                        {
+                            throw new FormatException("expects NAME=VALUE");
+                        }
+
+                        o = o with { AgentEnvironment = new Dictionary<string, string>(o.AgentEnvironment) { [pair[0]] = pair[1] } };
+                        break;
                     case "footprint" or "startup" or "failure" or "bandwidth" or "scale" or "storm": scenarios.Add(args[i]); break;
                     default: error = $"unknown argument \"{args[i]}\""; return o;
                 }

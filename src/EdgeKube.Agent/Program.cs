@@ -170,6 +170,7 @@ public static class Program
         builder.Services.AddSingleton<Hosting.Agent>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Hosting.Agent>());
         builder.Services.AddHostedService<SystemdNotifyService>();
+        builder.Services.AddHostedService<StartupPagesService>();
         using var host = builder.Build();
         try
         {

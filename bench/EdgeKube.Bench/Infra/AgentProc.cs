@@ -35,7 +35,16 @@ public sealed partial class AgentProc : IAsyncDisposable
 
     public string Log => _log.ToString();
 
-    public static string Binary => Path.Combine(ContainerdHost.RepoRoot, "artifacts", "publish", "linux-x64", "edgekube-agent");
+    public static string PublishedBinary => Path.Combine(ContainerdHost.RepoRoot, "artifacts", "publish", "linux-x64", "edgekube-agent");
+
+    /// <summary>The agent executable the bench runs: the published NativeAOT binary unless <c>--agent</c> named another (a JIT build, for profilers).</summary>
+    public static string Binary { get; set; } = PublishedBinary;
+
+    /// <summary>Environment variables given to every agent the bench starts (<c>--agent-env NAME=VALUE</c>, e.g. GC settings to try).</summary>
+    public static IReadOnlyDictionary<string, string> ExtraEnvironment { get; set; } = new Dictionary<string, string>();
+
+    /// <summary>The port of the agent's read-only endpoint (/metrics).</summary>
+    public int ReadOnlyPort { get; private set; }
 
     /// <summary>Publishes the NativeAOT agent for <paramref name="rid"/> when it is not there yet.</summary>
     public static async Task EnsurePublishedAsync(string rid)
@@ -55,13 +64,19 @@ public sealed partial class AgentProc : IAsyncDisposable
     public void Start()
     {
         var psi = new ProcessStartInfo(Binary) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        ReadOnlyPort = Run.FreePort();
         foreach (var a in new[]
         {
             "--config", _configPath, "--containerd-socket", _socket, "--state-dir", Path.Combine(WorkDir, "state"),
-            "--pod-logs-dir", Path.Combine(WorkDir, "logs"), "--read-only-port", Run.FreePort().ToString(CultureInfo.InvariantCulture), "--node-ip", "127.0.0.1",
+            "--pod-logs-dir", Path.Combine(WorkDir, "logs"), "--read-only-port", ReadOnlyPort.ToString(CultureInfo.InvariantCulture), "--node-ip", "127.0.0.1",
         })
         {
             psi.ArgumentList.Add(a);
+        }
+
+        foreach (var (name, value) in ExtraEnvironment)
+        {
+            psi.Environment[name] = value;
         }
 
         _process = Process.Start(psi) ?? throw new InvalidOperationException("could not start edgekube-agent");
@@ -72,6 +87,13 @@ public sealed partial class AgentProc : IAsyncDisposable
     }
 
     public ProcSample Sample() => ProcSample.Of(Pid);
+
+    /// <summary>The agent's Prometheus text from its read-only endpoint.</summary>
+    public async Task<string> MetricsAsync()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        return await http.GetStringAsync(new Uri($"http://127.0.0.1:{ReadOnlyPort}/metrics"));
+    }
 
     /// <summary>SIGKILL, as a power cut or the OOM killer.</summary>
     public async Task KillAsync()

@@ -40,6 +40,113 @@ public sealed record ProcSample(long RssBytes, long PeakRssBytes, double CpuSeco
         long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
 }
 
+/// <summary>
+/// Where a process's resident memory is, from /proc/PID/smaps: the executable's own image (file-backed,
+/// clean, shared with the page cache), other files (shared libraries), and anonymous memory (the GC heap,
+/// thread stacks, malloc), with the thread names.
+/// </summary>
+public sealed record MemoryBreakdown(long ImageBytes, long LibraryBytes, long AnonymousBytes, IReadOnlyDictionary<string, int> Threads)
+{
+    /// <summary>Of the anonymous memory: the executable's bss, right after its image (in a NativeAOT binary mostly the type data rehydrated at start).</summary>
+    public long BssBytes { get; init; }
+
+    /// <summary>Of the anonymous memory: malloc's main heap ([heap]).</summary>
+    public long MallocHeapBytes { get; init; }
+
+    public static MemoryBreakdown Of(int pid)
+    {
+        var exe = File.ResolveLinkTarget($"/proc/{pid}/exe", returnFinalTarget: true)?.FullName ?? string.Empty;
+        long image = 0, libraries = 0, anonymous = 0, bss = 0, heap = 0;
+        string? path = null;
+        var afterImage = false;
+        var previousWasImage = false;
+        ulong previousEnd = 0;
+        foreach (var line in File.ReadLines($"/proc/{pid}/smaps"))
+        {
+            // A mapping's header: "start-end perms offset dev inode [path]"; its fields follow, "Rss:   123 kB" among them.
+            if (IsMappingHeader(line))
+            {
+                var parts = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
+                path = parts.Length == 6 ? parts[5].Trim() : string.Empty;
+                var range = parts[0].Split('-');
+                var start = ulong.Parse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+                afterImage = previousWasImage && path.Length == 0 && start == previousEnd;
+                previousWasImage = path == exe;
+                previousEnd = ulong.Parse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+            }
+            else if (line.StartsWith("Rss:", StringComparison.Ordinal))
+            {
+                var kb = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+                if (path == exe)
+                {
+                    image += kb;
+                }
+                else if (path is { Length: > 0 } && path[0] == '/')
+                {
+                    libraries += kb;
+                }
+                else
+                {
+                    anonymous += kb; // anonymous mappings, [heap], [stack]
+                    bss += afterImage ? kb : 0;
+                    heap += path == "[heap]" ? kb : 0;
+                }
+            }
+        }
+
+        var threads = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            try
+            {
+                var name = File.ReadAllText(Path.Combine(task, "comm")).Trim();
+                threads[name] = threads.GetValueOrDefault(name) + 1;
+            }
+            catch (IOException)
+            {
+                // The thread ended meanwhile.
+            }
+        }
+
+        return new MemoryBreakdown(image, libraries, anonymous, threads) { BssBytes = bss, MallocHeapBytes = heap };
+    }
+
+    private static bool IsMappingHeader(string line)
+    {
+        var dash = line.IndexOf('-', StringComparison.Ordinal);
+        var space = line.IndexOf(' ', StringComparison.Ordinal);
+        return dash > 0 && space > dash && !line.AsSpan(0, space).ContainsAnyExcept("0123456789abcdef-");
+    }
+}
+
+/// <summary>The agent's own runtime figures, read from its /metrics (RuntimeMetrics in the agent).</summary>
+public sealed record GcSample(long HeapBytes, long CommittedBytes, long AllocatedBytes, long Gen0, long Gen1, long Gen2)
+{
+    public static GcSample Parse(string metrics)
+    {
+        long Value(string name)
+        {
+            foreach (var line in metrics.Split('\n'))
+            {
+                if (line.StartsWith(name + " ", StringComparison.Ordinal))
+                {
+                    return (long)double.Parse(line[(name.Length + 1)..].Trim(), CultureInfo.InvariantCulture);
+                }
+            }
+
+            return -1;
+        }
+
+        return new GcSample(
+            Value("dotnet_gc_last_collection_heap_size_bytes"),
+            Value("dotnet_gc_last_collection_memory_committed_size_bytes"),
+            Value("dotnet_gc_heap_total_allocated_bytes_total"),
+            Value("dotnet_gc_collections_total{gc_heap_generation=\"gen0\"}"),
+            Value("dotnet_gc_collections_total{gc_heap_generation=\"gen1\"}"),
+            Value("dotnet_gc_collections_total{gc_heap_generation=\"gen2\"}"));
+    }
+}
+
 /// <summary>Running helper processes.</summary>
 public static class Run
 {

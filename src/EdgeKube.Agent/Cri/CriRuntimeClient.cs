@@ -1,5 +1,7 @@
 using System.Net.Sockets;
+using EdgeKube.Agent.Cri.Relist;
 using EdgeKube.Agent.Cri.V1;
+using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
 
@@ -21,6 +23,15 @@ public sealed class CriRuntimeClient : IContainerRuntime, IDisposable
     private readonly GrpcChannel _channel;
     private readonly RuntimeService.RuntimeServiceClient _runtime;
     private readonly ImageService.ImageServiceClient _images;
+    private readonly CallInvoker _invoker;
+
+    // The relist's calls: RuntimeService's own list methods, with responses read through the views of relist.proto.
+    // The parsers drop the fields the views leave out: by default protobuf keeps them, as copies, to write them back.
+    private static readonly Method<ListContainersRequest, ListContainersView> ListContainersViewMethod =
+        new(MethodType.Unary, "runtime.v1.RuntimeService", "ListContainers", ProtoMarshaller(ListContainersRequest.Parser), ProtoMarshaller(ListContainersView.Parser.WithDiscardUnknownFields(true)));
+
+    private static readonly Method<ListPodSandboxRequest, ListPodSandboxView> ListPodSandboxViewMethod =
+        new(MethodType.Unary, "runtime.v1.RuntimeService", "ListPodSandbox", ProtoMarshaller(ListPodSandboxRequest.Parser), ProtoMarshaller(ListPodSandboxView.Parser.WithDiscardUnknownFields(true)));
 
     public CriRuntimeClient(string socketPath, TimeSpan requestTimeout, TimeSpan pullTimeout)
     {
@@ -43,8 +54,9 @@ public sealed class CriRuntimeClient : IContainerRuntime, IDisposable
             // Container lists and image lists of a busy node exceed gRPC's 4 MiB default.
             MaxReceiveMessageSize = 16 * 1024 * 1024,
         });
-        _runtime = new RuntimeService.RuntimeServiceClient(_channel);
-        _images = new ImageService.ImageServiceClient(_channel);
+        _invoker = _channel.CreateCallInvoker();
+        _runtime = new RuntimeService.RuntimeServiceClient(_invoker);
+        _images = new ImageService.ImageServiceClient(_invoker);
     }
 
     public string SocketPath => _socketPath;
@@ -176,6 +188,40 @@ public sealed class CriRuntimeClient : IContainerRuntime, IDisposable
         return response.Containers;
     }
 
+    public async Task<RuntimeListing> ListPodStatesAsync(IReadOnlyDictionary<string, string> labelSelector, CancellationToken cancellationToken)
+    {
+        var containerFilter = new ContainerFilter();
+        var sandboxFilter = new PodSandboxFilter();
+        foreach (var (key, value) in labelSelector)
+        {
+            containerFilter.LabelSelector[key] = value;
+            sandboxFilter.LabelSelector[key] = value;
+        }
+
+        var containersRequest = new ListContainersRequest { Filter = containerFilter };
+        var containerView = await Call("ListContainers", () => _invoker.AsyncUnaryCall(
+            ListContainersViewMethod, null, Options(_requestTimeout, cancellationToken), containersRequest).ResponseAsync).ConfigureAwait(false);
+        var sandboxesRequest = new ListPodSandboxRequest { Filter = sandboxFilter };
+        var sandboxView = await Call("ListPodSandbox", () => _invoker.AsyncUnaryCall(
+            ListPodSandboxViewMethod, null, Options(_requestTimeout, cancellationToken), sandboxesRequest).ResponseAsync).ConfigureAwait(false);
+
+        var containers = new ListedContainer[containerView.Containers.Count];
+        for (var i = 0; i < containers.Length; i++)
+        {
+            var c = containerView.Containers[i];
+            containers[i] = new ListedContainer(c.Id, c.PodSandboxId, (ContainerState)c.State);
+        }
+
+        var sandboxes = new ListedSandbox[sandboxView.Items.Count];
+        for (var i = 0; i < sandboxes.Length; i++)
+        {
+            var s = sandboxView.Items[i];
+            sandboxes[i] = new ListedSandbox(s.Id, s.Metadata?.Uid ?? string.Empty, (PodSandboxState)s.State);
+        }
+
+        return new RuntimeListing(sandboxes, containers);
+    }
+
     public async Task<ContainerStatus?> ContainerStatusAsync(string containerId, CancellationToken cancellationToken)
     {
         try
@@ -237,6 +283,18 @@ public sealed class CriRuntimeClient : IContainerRuntime, IDisposable
             new RemoveImageRequest { Image = new ImageSpec { Image = image } }, Options(_requestTimeout, cancellationToken)).ResponseAsync);
 
     public void Dispose() => _channel.Dispose();
+
+    /// <summary>A marshaller for a protobuf message, writing to and reading from gRPC's buffers as the generated clients do.</summary>
+    private static Marshaller<T> ProtoMarshaller<T>(MessageParser<T> parser)
+        where T : IMessage<T>, IBufferMessage =>
+        Marshallers.Create<T>(
+            (message, context) =>
+            {
+                context.SetPayloadLength(message.CalculateSize());
+                message.WriteTo(context.GetBufferWriter());
+                context.Complete();
+            },
+            context => parser.ParseFrom(context.PayloadAsReadOnlySequence()));
 
     private static CallOptions Options(TimeSpan timeout, CancellationToken cancellationToken) =>
         new(deadline: DateTime.UtcNow + timeout, cancellationToken: cancellationToken);

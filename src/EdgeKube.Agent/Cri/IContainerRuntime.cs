@@ -49,6 +49,15 @@ public interface IContainerRuntime
 
     Task<IReadOnlyList<Container>> ListContainersAsync(ContainerFilter? filter, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The relist's view (kubelet's PLEG): id, pod and state of every container and sandbox whose labels
+    /// match <paramref name="labelSelector"/>. The same CRI list calls as <see cref="ListContainersAsync"/> and
+    /// <see cref="ListPodSandboxAsync"/>, read without labels, annotations and image specs, since it runs every
+    /// second. Containers are listed first, so a listed container's sandbox is listed too unless it was removed
+    /// in between.
+    /// </summary>
+    Task<RuntimeListing> ListPodStatesAsync(IReadOnlyDictionary<string, string> labelSelector, CancellationToken cancellationToken);
+
     /// <summary>Returns null when the container does not exist.</summary>
     Task<ContainerStatus?> ContainerStatusAsync(string containerId, CancellationToken cancellationToken);
 
@@ -67,6 +76,15 @@ public interface IContainerRuntime
 
     Task RemoveImageAsync(string image, CancellationToken cancellationToken);
 }
+
+/// <summary>A sandbox as the relist sees it; <see cref="PodUid"/> is the sandbox metadata's uid.</summary>
+public readonly record struct ListedSandbox(string Id, string PodUid, PodSandboxState State);
+
+/// <summary>A container as the relist sees it.</summary>
+public readonly record struct ListedContainer(string Id, string PodSandboxId, ContainerState State);
+
+/// <summary>What <see cref="IContainerRuntime.ListPodStatesAsync"/> returns.</summary>
+public sealed record RuntimeListing(IReadOnlyList<ListedSandbox> Sandboxes, IReadOnlyList<ListedContainer> Containers);
 
 /// <summary>What a caller should do about a failed runtime call.</summary>
 public enum RuntimeErrorKind

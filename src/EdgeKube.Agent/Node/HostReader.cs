@@ -26,21 +26,31 @@ public sealed class HostReader(string procRoot = "/proc", string sysRoot = "/sys
     public (long Total, long Available)? Memory()
     {
         long? total = null, available = null;
-        foreach (var line in Lines(Path.Combine(procRoot, "meminfo")))
+        // Both are among the first lines: read lazily and stop there rather than split the whole file.
+        foreach (var line in ReadLines(Path.Combine(procRoot, "meminfo")))
         {
-            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length < 2 || !long.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var kib))
+            var isTotal = line.StartsWith("MemTotal:", StringComparison.Ordinal);
+            if (!isTotal && !line.StartsWith("MemAvailable:", StringComparison.Ordinal))
             {
                 continue;
             }
 
-            if (parts[0] == "MemTotal:")
+            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length >= 2 && long.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var kib))
             {
-                total = kib * 1024;
+                if (isTotal)
+                {
+                    total = kib * 1024;
+                }
+                else
+                {
+                    available = kib * 1024;
+                }
             }
-            else if (parts[0] == "MemAvailable:")
+
+            if (total is not null && available is not null)
             {
-                available = kib * 1024;
+                break;
             }
         }
 
@@ -153,7 +163,46 @@ public sealed class HostReader(string procRoot = "/proc", string sysRoot = "/sys
     private static long? Number(string path) =>
         long.TryParse(FirstLine(path)?.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : null;
 
-    internal static string? FirstLine(string path) => Lines(path).FirstOrDefault();
+    internal static string? FirstLine(string path) => ReadLines(path).FirstOrDefault();
+
+    /// <summary>The file's lines, read lazily (a caller that stops early reads no further); none when it cannot be read.</summary>
+    internal static IEnumerable<string> ReadLines(string path)
+    {
+        IEnumerator<string> lines;
+        try
+        {
+            if (!File.Exists(path))
+            {
+                yield break;
+            }
+
+            lines = File.ReadLines(path).GetEnumerator();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            yield break;
+        }
+
+        using (lines)
+        {
+            while (true)
+            {
+                try
+                {
+                    if (!lines.MoveNext())
+                    {
+                        yield break;
+                    }
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    yield break;
+                }
+
+                yield return lines.Current;
+            }
+        }
+    }
 
     internal static IEnumerable<string> Lines(string path)
     {

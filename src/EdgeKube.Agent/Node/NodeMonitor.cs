@@ -18,8 +18,10 @@ public interface INodeDecorator
 /// <summary>
 /// The one owner of the node's status: samples the machine every <see cref="SamplePeriod"/> (capacity,
 /// allocatable, node info, addresses, conditions, and what the decorators add) and raises
-/// <see cref="Changed"/> when the node differs from the last sample. The MQTT reporter and the LED
-/// board listen; nothing else computes node status.
+/// <see cref="Changed"/> when the node differs from the last sample. Between samples it looks at the
+/// runtime's health every <see cref="RuntimeCheckPeriod"/> and samples at once when that changed, so Ready
+/// follows the runtime within a second while the machine's figures are read at kubelet's pace. The MQTT
+/// reporter and the LED board listen; nothing else computes node status.
 /// </summary>
 public sealed partial class NodeMonitor(
     AgentOptions options,
@@ -39,8 +41,14 @@ public sealed partial class NodeMonitor(
     private readonly Lock _lock = new();
     private string? _lastJson;
     private string _runtimeVersion = "containerd://unknown";
+    private HostFacts? _facts;
+    private (bool Ready, string? Error) _sampledRuntime;
 
-    public TimeSpan SamplePeriod { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>How often the machine is sampled: kubelet's eviction manager (memory, disk, PID pressure) and node status both look every 10 s.</summary>
+    public TimeSpan SamplePeriod { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often the runtime's health is compared with the last sample's; a change samples at once.</summary>
+    public TimeSpan RuntimeCheckPeriod { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>The last node sampled; null before the first sample.</summary>
     public V1Node? Current { get; private set; }
@@ -62,19 +70,38 @@ public sealed partial class NodeMonitor(
         {
         }
 
-        while (!cancellationToken.IsCancellationRequested)
+        using var timer = new PeriodicTimer(RuntimeCheckPeriod, time);
+        var due = time.GetUtcNow();
+        do
         {
-            await SampleAsync().ConfigureAwait(false);
-            try
+            (bool, string?) sampled;
+            lock (_lock)
             {
-                await Task.Delay(SamplePeriod, time, cancellationToken).ConfigureAwait(false);
+                sampled = _sampledRuntime;
             }
-            catch (OperationCanceledException)
+
+            if (time.GetUtcNow() >= due || RuntimeHealth() != sampled)
             {
-                return;
+                await SampleAsync().ConfigureAwait(false);
+                due = time.GetUtcNow() + SamplePeriod;
             }
         }
+        while (await WaitAsync(timer, cancellationToken).ConfigureAwait(false));
     }
+
+    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private (bool Ready, string? Error) RuntimeHealth() => (observer.IsHealthy(TimeSpan.FromSeconds(30)), observer.LastError);
 
     /// <summary>Samples now; raises <see cref="Changed"/> when the node changed.</summary>
     public async Task SampleAsync()
@@ -117,6 +144,9 @@ public sealed partial class NodeMonitor(
         var memory = host.Memory();
         var (diskTotal, diskFree) = Disk(options.StateDir);
         var pids = host.Pids();
+        var runtimeHealth = RuntimeHealth();
+        _sampledRuntime = runtimeHealth;
+        var facts = _facts ??= HostFacts.Read(host);
         var readings = new HealthReadings
         {
             MemoryTotal = memory?.Total,
@@ -127,8 +157,8 @@ public sealed partial class NodeMonitor(
             PidUsed = pids?.Used,
             CpuCelsius = host.ThermalZoneCelsius(options.Board.ThermalSettings().Zone),
             Throttled = host.Throttled(),
-            RuntimeReady = observer.IsHealthy(TimeSpan.FromSeconds(30)),
-            RuntimeError = observer.LastError,
+            RuntimeReady = runtimeHealth.Ready,
+            RuntimeError = runtimeHealth.Error,
         };
         Readings = readings;
         var (capacity, allocatable) = NodeCapacity.Compute(Environment.ProcessorCount, memory?.Total ?? 0, diskTotal ?? 0, options.MaxPods, _systemReserved, _kubeReserved, _eviction);
@@ -139,16 +169,16 @@ public sealed partial class NodeMonitor(
             Addresses = [new V1NodeAddress { Type = "Hostname", Address = options.NodeName }],
             NodeInfo = new V1NodeSystemInfo
             {
-                Architecture = RuntimeInformation.OSArchitecture switch { Architecture.Arm64 => "arm64", Architecture.X64 => "amd64", Architecture.Arm => "arm", var a => a.ToString().ToLowerInvariant() },
+                Architecture = facts.Architecture,
                 OperatingSystem = "linux",
-                KernelVersion = HostReader.FirstLine(Path.Combine(host.ProcRoot, "sys/kernel/osrelease"))?.Trim() ?? Environment.OSVersion.Version.ToString(),
-                OsImage = OsImage(),
+                KernelVersion = facts.KernelVersion,
+                OsImage = facts.OsImage,
                 ContainerRuntimeVersion = _runtimeVersion,
                 KubeletVersion = "v1.32.0-edgekube",
                 KubeProxyVersion = string.Empty,
-                MachineID = HostReader.FirstLine("/etc/machine-id")?.Trim() ?? string.Empty,
-                SystemUUID = HostReader.FirstLine(Path.Combine(host.SysRoot, "class/dmi/id/product_uuid"))?.Trim() ?? string.Empty,
-                BootID = HostReader.FirstLine(Path.Combine(host.ProcRoot, "sys/kernel/random/boot_id"))?.Trim() ?? string.Empty,
+                MachineID = facts.MachineId,
+                SystemUUID = facts.SystemUuid,
+                BootID = facts.BootId,
             },
             DaemonEndpoints = new V1NodeDaemonEndpoints { KubeletEndpoint = new V1DaemonEndpoint { Port = 10250 } },
             Conditions = [.. _health.Evaluate(readings)],
@@ -166,9 +196,9 @@ public sealed partial class NodeMonitor(
             ["beta.kubernetes.io/arch"] = status.NodeInfo.Architecture,
             ["beta.kubernetes.io/os"] = "linux",
         };
-        if (HostReader.FirstLine("/proc/device-tree/model")?.TrimEnd('\0') is { Length: > 0 } model)
+        if (facts.BoardLabel is { Length: > 0 } board)
         {
-            labels["edgekube.io/board"] = LabelValue(model);
+            labels["edgekube.io/board"] = board;
         }
 
         var node = new V1Node
@@ -194,7 +224,20 @@ public sealed partial class NodeMonitor(
         return value.Length > 63 ? value[..63].TrimEnd('-', '_', '.') : value;
     }
 
-    private static string OsImage()
+    /// <summary>What does not change while the machine is up (not without a reboot): read once, not on every sample.</summary>
+    private sealed record HostFacts(string Architecture, string KernelVersion, string OsImage, string MachineId, string SystemUuid, string BootId, string? BoardLabel)
+    {
+        public static HostFacts Read(HostReader host) => new(
+            RuntimeInformation.OSArchitecture switch { System.Runtime.InteropServices.Architecture.Arm64 => "arm64", System.Runtime.InteropServices.Architecture.X64 => "amd64", System.Runtime.InteropServices.Architecture.Arm => "arm", var a => a.ToString().ToLowerInvariant() },
+            HostReader.FirstLine(Path.Combine(host.ProcRoot, "sys/kernel/osrelease"))?.Trim() ?? Environment.OSVersion.Version.ToString(),
+            ReadOsImage(),
+            HostReader.FirstLine("/etc/machine-id")?.Trim() ?? string.Empty,
+            HostReader.FirstLine(Path.Combine(host.SysRoot, "class/dmi/id/product_uuid"))?.Trim() ?? string.Empty,
+            HostReader.FirstLine(Path.Combine(host.ProcRoot, "sys/kernel/random/boot_id"))?.Trim() ?? string.Empty,
+            HostReader.FirstLine("/proc/device-tree/model")?.TrimEnd('\0') is { Length: > 0 } model ? LabelValue(model) : null);
+    }
+
+    private static string ReadOsImage()
     {
         foreach (var line in HostReader.Lines("/etc/os-release"))
         {

@@ -47,8 +47,12 @@ public sealed record PodWorkerContext(
     TimeProvider Time,
     ILogger Logger)
 {
-    /// <summary>How often a worker looks again when nothing wakes it (kubelet's sync frequency, shortened for a small node).</summary>
-    public TimeSpan ResyncPeriod { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// How often a worker looks again when nothing wakes it: kubelet's --sync-frequency (1 min). It is only the safety
+    /// net: the relist wakes a worker within a second of any change in the runtime, a probe result or a new spec at once,
+    /// and backoffs name their own retry. Each look costs four CRI calls, so on a small board it is kept rare.
+    /// </summary>
+    public TimeSpan ResyncPeriod { get; init; } = TimeSpan.FromMinutes(1);
 }
 
 /// <summary>

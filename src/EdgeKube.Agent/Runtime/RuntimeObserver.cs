@@ -1,6 +1,4 @@
-using System.Text;
 using EdgeKube.Agent.Cri;
-using EdgeKube.Agent.Cri.V1;
 using Microsoft.Extensions.Logging;
 
 namespace EdgeKube.Agent.Runtime;
@@ -11,12 +9,23 @@ namespace EdgeKube.Agent.Runtime;
 /// </summary>
 public sealed partial class RuntimeObserver(IContainerRuntime runtime, TimeProvider time, ILogger<RuntimeObserver> logger)
 {
-    private Dictionary<string, string> _fingerprints = new(StringComparer.Ordinal);
+    private static readonly Dictionary<string, string> ManagedSelector = new(StringComparer.Ordinal) { [RuntimeLabels.ManagedBy] = RuntimeLabels.ManagedByValue };
+
+    // What the last relist saw, by sandbox or container id, and the one being built; swapped after each relist
+    // and reused, so a relist that finds nothing new allocates no collections.
+    private Dictionary<(bool Sandbox, string Id), (string Uid, int State)> _seen = [];
+    private Dictionary<(bool Sandbox, string Id), (string Uid, int State)> _next = [];
+    private readonly Dictionary<string, string> _sandboxUids = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _uids = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _changed = new(StringComparer.Ordinal);
 
     /// <summary>Raised with a pod uid whenever that pod's sandboxes or containers changed state.</summary>
     public event Action<string>? PodChanged;
 
-    /// <summary>Raised after every successful relist with every pod uid the runtime holds for us.</summary>
+    /// <summary>
+    /// Raised after every successful relist with every pod uid the runtime holds for us. The collection is
+    /// the observer's own and is reused by the next relist: read it during the call, do not keep it.
+    /// </summary>
     public event Action<IReadOnlyCollection<string>>? Relisted;
 
     public TimeSpan Period { get; init; } = TimeSpan.FromSeconds(1);
@@ -48,19 +57,13 @@ public sealed partial class RuntimeObserver(IContainerRuntime runtime, TimeProvi
         while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
     }
 
-    /// <summary>One relist; never throws except for cancellation.</summary>
+    /// <summary>One relist; never throws except for cancellation. Not reentrant (the loop runs one at a time).</summary>
     public async Task RelistAsync(CancellationToken cancellationToken)
     {
-        IReadOnlyList<PodSandbox> sandboxes;
-        IReadOnlyList<Container> containers;
+        RuntimeListing listing;
         try
         {
-            var sandboxFilter = new PodSandboxFilter();
-            sandboxFilter.LabelSelector.Add(RuntimeLabels.ManagedBy, RuntimeLabels.ManagedByValue);
-            var containerFilter = new ContainerFilter();
-            containerFilter.LabelSelector.Add(RuntimeLabels.ManagedBy, RuntimeLabels.ManagedByValue);
-            sandboxes = await runtime.ListPodSandboxAsync(sandboxFilter, cancellationToken).ConfigureAwait(false);
-            containers = await runtime.ListContainersAsync(containerFilter, cancellationToken).ConfigureAwait(false);
+            listing = await runtime.ListPodStatesAsync(ManagedSelector, cancellationToken).ConfigureAwait(false);
         }
         catch (RuntimeException e)
         {
@@ -82,41 +85,52 @@ public sealed partial class RuntimeObserver(IContainerRuntime runtime, TimeProvi
         LastSuccess = time.GetUtcNow();
         RelistCount++;
 
-        var builders = new Dictionary<string, StringBuilder>(StringComparer.Ordinal);
-        StringBuilder For(string uid) => builders.TryGetValue(uid, out var sb) ? sb : builders[uid] = new StringBuilder();
-        foreach (var s in sandboxes.OrderBy(s => s.Id, StringComparer.Ordinal))
+        _next.Clear();
+        _sandboxUids.Clear();
+        _uids.Clear();
+        _changed.Clear();
+        foreach (var s in listing.Sandboxes)
         {
-            if (s.Labels.TryGetValue(RuntimeLabels.PodUid, out var uid))
+            if (s.PodUid.Length > 0)
             {
-                For(uid).Append("s:").Append(s.Id).Append('=').Append((int)s.State).Append(';');
+                _sandboxUids[s.Id] = s.PodUid;
+                _next[(true, s.Id)] = (s.PodUid, (int)s.State);
+                _uids.Add(s.PodUid);
             }
         }
 
-        foreach (var c in containers.OrderBy(c => c.Id, StringComparer.Ordinal))
+        foreach (var c in listing.Containers)
         {
-            if (c.Labels.TryGetValue(RuntimeLabels.PodUid, out var uid))
+            // A container whose sandbox was removed between the two list calls is gone next time.
+            if (_sandboxUids.TryGetValue(c.PodSandboxId, out var uid))
             {
-                For(uid).Append("c:").Append(c.Id).Append('=').Append((int)c.State).Append(';');
+                _next[(false, c.Id)] = (uid, (int)c.State);
             }
         }
 
-        var next = builders.ToDictionary(kv => kv.Key, kv => kv.Value.ToString(), StringComparer.Ordinal);
-        var previous = _fingerprints;
-        _fingerprints = next;
-        foreach (var (uid, print) in next)
+        foreach (var (key, now) in _next)
         {
-            if (!previous.TryGetValue(uid, out var old) || old != print)
+            if (!_seen.TryGetValue(key, out var before) || before != now)
             {
-                PodChanged?.Invoke(uid);
+                _changed.Add(now.Uid);
             }
         }
 
-        foreach (var uid in previous.Keys.Where(k => !next.ContainsKey(k)))
+        foreach (var (key, before) in _seen)
+        {
+            if (!_next.ContainsKey(key))
+            {
+                _changed.Add(before.Uid);
+            }
+        }
+
+        (_seen, _next) = (_next, _seen);
+        foreach (var uid in _changed)
         {
             PodChanged?.Invoke(uid);
         }
 
-        Relisted?.Invoke(next.Keys);
+        Relisted?.Invoke(_uids);
     }
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "Runtime relist failed: {Error}")]

@@ -208,6 +208,7 @@ public sealed partial class ReadOnlyServer(
             writer(sb);
         }
 
+        RuntimeMetrics.Write(sb);
         using var process = System.Diagnostics.Process.GetCurrentProcess();
         sb.AppendLine("# HELP process_resident_memory_bytes Resident memory size in bytes.");
         sb.AppendLine("# TYPE process_resident_memory_bytes gauge");

@@ -196,6 +196,15 @@ public sealed class FakeRuntime(TimeProvider time) : IContainerRuntime
                 return r;
             }).ToList());
 
+    public Task<RuntimeListing> ListPodStatesAsync(IReadOnlyDictionary<string, string> labelSelector, CancellationToken cancellationToken) => Call("ListPodStates", () =>
+        new RuntimeListing(
+            [.. _sandboxes.Values
+                .Where(s => labelSelector.All(kv => s.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value))
+                .Select(s => new ListedSandbox(s.Id, s.Metadata.Uid, s.State))],
+            [.. _containers.Values
+                .Where(c => labelSelector.All(kv => c.Status.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value))
+                .Select(c => new ListedContainer(c.Status.Id, c.SandboxId, c.Status.State))]));
+
     public Task<ContainerStatus?> ContainerStatusAsync(string containerId, CancellationToken cancellationToken) =>
         Call("ContainerStatus", () => _containers.TryGetValue(containerId, out var c) ? c.Status.Clone() : null);
 
