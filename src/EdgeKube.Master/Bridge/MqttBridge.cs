@@ -58,6 +58,12 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     private readonly ConcurrentDictionary<string, TaskCompletionSource<byte[]>> _pending = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly Dictionary<string, string> _publishedSpecs = new(StringComparer.Ordinal);
+
+    // Each node's route as last seen in the store (guarded by _sync); the table is published from it by
+    // PublishRoutesAsync, at most once per RoutePeriod, since every node receives the whole table.
+    private readonly SortedDictionary<string, NodeRoute?> _routes = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _routesChanged = new(0, int.MaxValue);
+    private long _nodesIndexedRv;
     private string? _publishedRoutes;
     private volatile bool _resync = true;
     private volatile bool _resyncNodes = true;
@@ -96,7 +102,8 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         var connection = KeepConnectedAsync(cancellationToken);
         var pods = FollowPodsAsync(cancellationToken);
         var nodes = FollowNodesAsync(cancellationToken);
-        await Task.WhenAll(connection, pods, nodes).ConfigureAwait(false);
+        var routes = PublishRoutesAsync(cancellationToken);
+        await Task.WhenAll(connection, pods, nodes, routes).ConfigureAwait(false);
     }
 
     private async Task KeepConnectedAsync(CancellationToken cancellationToken)
@@ -387,7 +394,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                 var since = await SyncNodesAsync(cancellationToken).ConfigureAwait(false);
                 await foreach (var e in _store.WatchAsync("nodes", null, since, cancellationToken).ConfigureAwait(false))
                 {
-                    await SyncNodesAsync(cancellationToken).ConfigureAwait(false);
+                    await SyncNodeAsync(e, cancellationToken).ConfigureAwait(false);
                 }
             }
             catch (StoreException e) when (e.Kind == StoreErrorKind.Expired)
@@ -417,6 +424,13 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         try
         {
             var list = await _store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false);
+            _routes.Clear();
+            foreach (var node in list.Items)
+            {
+                _routes[node.Name()] = RouteOf(node);
+            }
+
+            _nodesIndexedRv = list.ResourceVersion;
             if (!_client.IsConnected)
             {
                 return list.ResourceVersion;
@@ -427,14 +441,8 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var node in list.Items)
             {
-                var name = node.Name();
-                seen.Add(name);
-                var spec = (node["spec"] as JsonObject)?.ToJsonString(Compact) ?? "{}";
-                if (force || !_publishedSpecs.TryGetValue(name, out var was) || was != spec)
-                {
-                    await PublishAsync(_topics.NodeSpec(name), Encoding.UTF8.GetBytes(spec), cancellationToken).ConfigureAwait(false);
-                    _publishedSpecs[name] = spec;
-                }
+                seen.Add(node.Name());
+                await PublishSpecAsync(node, force, cancellationToken).ConfigureAwait(false);
             }
 
             foreach (var gone in _publishedSpecs.Keys.Where(n => !seen.Contains(n)).ToList())
@@ -443,19 +451,142 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                 _publishedSpecs.Remove(gone);
             }
 
-            var routes = new RouteTable(_options.ClusterCidr, [.. list.Items.Select(RouteOf).OfType<NodeRoute>().OrderBy(r => r.Node, StringComparer.Ordinal)]);
-            var json = JsonSerializer.Serialize(routes, ProtocolJson.Default.RouteTable);
-            if (force || json != _publishedRoutes)
-            {
-                await PublishAsync(_topics.Routes, Encoding.UTF8.GetBytes(json), cancellationToken).ConfigureAwait(false);
-                _publishedRoutes = json;
-            }
-
+            await PublishRoutesNowAsync(force, cancellationToken).ConfigureAwait(false);
             return list.ResourceVersion;
         }
         finally
         {
             _sync.Release();
+        }
+    }
+
+    /// <summary>
+    /// One node changed: its spec is published if it changed; a changed route is left to
+    /// <see cref="PublishRoutesAsync"/>. O(1) per event: relisting every node for each of them made a
+    /// cluster of N registering nodes cost O(N²).
+    /// </summary>
+    private async Task SyncNodeAsync(WatchEvent e, CancellationToken cancellationToken)
+    {
+        await _sync.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // A full list made since (on reconnect) already holds this change.
+            if (e.ResourceVersion <= _nodesIndexedRv)
+            {
+                return;
+            }
+
+            var name = e.Key.Name;
+            var route = e.Type == WatchEventType.Deleted ? null : RouteOf(e.Object);
+            var hadRoute = _routes.TryGetValue(name, out var was);
+            if (e.Type == WatchEventType.Deleted)
+            {
+                _routes.Remove(name);
+            }
+            else
+            {
+                _routes[name] = route;
+            }
+
+            if (was != route || (e.Type == WatchEventType.Deleted && hadRoute))
+            {
+                _routesChanged.Release();
+            }
+
+            if (!_client.IsConnected)
+            {
+                return;
+            }
+
+            if (e.Type == WatchEventType.Deleted)
+            {
+                if (_publishedSpecs.Remove(name))
+                {
+                    await PublishAsync(_topics.NodeSpec(name), [], cancellationToken).ConfigureAwait(false);
+                }
+            }
+            else
+            {
+                await PublishSpecAsync(e.Object, force: false, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _sync.Release();
+        }
+    }
+
+    private async Task PublishSpecAsync(JsonObject node, bool force, CancellationToken cancellationToken)
+    {
+        var name = node.Name();
+        var spec = (node["spec"] as JsonObject)?.ToJsonString(Compact) ?? "{}";
+        if (force || !_publishedSpecs.TryGetValue(name, out var was) || was != spec)
+        {
+            await PublishAsync(_topics.NodeSpec(name), Encoding.UTF8.GetBytes(spec), cancellationToken).ConfigureAwait(false);
+            _publishedSpecs[name] = spec;
+        }
+    }
+
+    /// <summary>Publishes the route table when it differs from the one published (or always, when forced); under _sync.</summary>
+    private async Task PublishRoutesNowAsync(bool force, CancellationToken cancellationToken)
+    {
+        var routes = new RouteTable(_options.ClusterCidr, [.. _routes.Values.OfType<NodeRoute>()]);
+        var json = JsonSerializer.Serialize(routes, ProtocolJson.Default.RouteTable);
+        if (force || json != _publishedRoutes)
+        {
+            await PublishAsync(_topics.Routes, Encoding.UTF8.GetBytes(json), cancellationToken).ConfigureAwait(false);
+            _publishedRoutes = json;
+        }
+    }
+
+    /// <summary>
+    /// How long after publishing the route table the next one waits, gathering the changes meanwhile. Every
+    /// node receives the whole table (O(nodes) bytes) on each publish, so while nodes register one after
+    /// another the table goes out a bounded number of times instead of once per node: 10 ms per node, at
+    /// most 10 s (kube-controller-manager reconciles routes every 10 s).
+    /// </summary>
+    internal TimeSpan RoutePeriod => TimeSpan.FromMilliseconds(Math.Min(10_000, 10 * _routes.Count));
+
+    /// <summary>Publishes the route table after route changes: at once, then at most once per <see cref="RoutePeriod"/>.</summary>
+    private async Task PublishRoutesAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await _routesChanged.WaitAsync(cancellationToken).ConfigureAwait(false);
+                while (_routesChanged.CurrentCount > 0)
+                {
+                    await _routesChanged.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                TimeSpan period;
+                await _sync.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    if (_client.IsConnected)
+                    {
+                        await PublishRoutesNowAsync(force: false, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    period = RoutePeriod;
+                }
+                finally
+                {
+                    _sync.Release();
+                }
+
+                await Task.Delay(period, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException)
+            {
+                // Lost the broker mid-publish: the table goes out again with everything on reconnect.
+                _resyncNodes = true;
+            }
         }
     }
 
