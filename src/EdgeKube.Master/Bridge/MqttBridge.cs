@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Threading.Channels;
 using EdgeKube.Master.Api;
 using EdgeKube.Master.Store;
 using EdgeKube.Protocol;
@@ -63,6 +64,12 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     // PublishRoutesAsync, at most once per RoutePeriod, since every node receives the whole table.
     private readonly SortedDictionary<string, NodeRoute?> _routes = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _routesChanged = new(0, int.MaxValue);
+
+    /// <summary>Workers applying pod statuses (see <see cref="OnMessageAsync"/>).</summary>
+    internal const int StatusWorkers = 16;
+
+    private readonly Channel<(string Node, string Namespace, string Name, byte[] Payload)>[] _statusQueues = [.. Enumerable.Range(0, StatusWorkers)
+        .Select(_ => Channel.CreateUnbounded<(string, string, string, byte[])>(new UnboundedChannelOptions { SingleReader = true }))];
     private long _nodesIndexedRv;
     private string? _publishedRoutes;
     private volatile bool _resync = true;
@@ -103,7 +110,8 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         var pods = FollowPodsAsync(cancellationToken);
         var nodes = FollowNodesAsync(cancellationToken);
         var routes = PublishRoutesAsync(cancellationToken);
-        await Task.WhenAll(connection, pods, nodes, routes).ConfigureAwait(false);
+        var statuses = _statusQueues.Select(q => ApplyPodStatusesAsync(q.Reader, cancellationToken));
+        await Task.WhenAll([connection, pods, nodes, routes, .. statuses]).ConfigureAwait(false);
     }
 
     private async Task KeepConnectedAsync(CancellationToken cancellationToken)
@@ -628,7 +636,9 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                     _liveness.AddOrUpdate(node, _ => new NodeLiveness(now, null, false), (_, l) => l with { LastLease = now, Offline = false });
                     break;
                 case ["pods", var ns, var name, "status"]:
-                    await ApplyPodStatusAsync(node, ns, name, payload).ConfigureAwait(false);
+                    // Applied by a worker, the same one for every status of this pod (so they keep their order);
+                    // the workers' store writes go out together instead of one commit per message in turn.
+                    _statusQueues[(StringComparer.Ordinal.GetHashCode(name) & int.MaxValue) % _statusQueues.Length].Writer.TryWrite((node, ns, name, payload));
                     break;
                 case ["replies", _]:
                     if (message.CorrelationData is { Length: > 0 } correlation
@@ -709,6 +719,28 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             catch (StoreException e) when (e.Kind is StoreErrorKind.Conflict or StoreErrorKind.AlreadyExists)
             {
             }
+        }
+    }
+
+    private async Task ApplyPodStatusesAsync(ChannelReader<(string Node, string Namespace, string Name, byte[] Payload)> queue, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var (node, ns, name, payload) in queue.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                try
+                {
+                    await ApplyPodStatusAsync(node, ns, name, payload).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is JsonException or StoreException or InvalidOperationException or FormatException)
+                {
+                    // Garbage from one node never stops the bridge.
+                    LogBadMessage(_topics.PodStatus(node, ns, name), ex.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 

@@ -86,23 +86,44 @@ public sealed partial class SchedulingController(IObjectStore store, EventRecord
         // One snapshot per pass, kept up to date with each binding it makes.
         var snapshot = Scheduler.Snapshot(nodes, assigned);
         var byName = snapshot.GroupBy(i => i.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        // Binding is a store write that waits for its commit; as kube-scheduler does, the pass assumes the
+        // pod on its node at once and lets the binding finish meanwhile (up to MaxBindsInFlight), so the
+        // store commits many bindings together instead of the pass waiting for each one in turn.
+        var binding = new List<Task>();
         foreach (var pod in pending)
         {
             var typed = Typed<V1Pod>(pod);
             var result = Scheduler.Schedule(typed, snapshot, ref _nextStartNode);
             if (result.NodeName is { } node)
             {
-                if (await BindAsync(pod, node, cancellationToken).ConfigureAwait(false))
+                byName[node].AddPod(typed.Spec ?? new V1PodSpec());
+                binding.Add(BindAndRecordAsync(pod, node, cancellationToken));
+                if (binding.Count >= MaxBindsInFlight)
                 {
-                    byName[node].AddPod(typed.Spec ?? new V1PodSpec());
-                    LogBound(pod.Namespace(), pod.Name(), node);
-                    await events.RecordAsync(pod, "Normal", "Scheduled", $"Successfully assigned {pod.Namespace()}/{pod.Name()} to {node}", "default-scheduler", cancellationToken).ConfigureAwait(false);
+                    await Task.WhenAny(binding).ConfigureAwait(false);
+                    binding.RemoveAll(t => t.IsCompleted);
                 }
             }
             else
             {
                 await MarkUnschedulableAsync(pod, result.Message ?? "no nodes available", cancellationToken).ConfigureAwait(false);
             }
+        }
+
+        await Task.WhenAll(binding).ConfigureAwait(false);
+    }
+
+    /// <summary>How many bindings a pass lets run at once.</summary>
+    internal const int MaxBindsInFlight = 64;
+
+    private async Task BindAndRecordAsync(JsonObject pod, string node, CancellationToken cancellationToken)
+    {
+        // A failed binding (the pod changed or went meanwhile) stays assumed for the rest of this pass only;
+        // the next pass starts from the store again.
+        if (await BindAsync(pod, node, cancellationToken).ConfigureAwait(false))
+        {
+            LogBound(pod.Namespace(), pod.Name(), node);
+            await events.RecordAsync(pod, "Normal", "Scheduled", $"Successfully assigned {pod.Namespace()}/{pod.Name()} to {node}", "default-scheduler", cancellationToken).ConfigureAwait(false);
         }
     }
 
