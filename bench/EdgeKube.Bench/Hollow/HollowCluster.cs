@@ -36,7 +36,9 @@ public sealed class HollowCluster : IAsyncDisposable
     {
         var master = new MasterProc();
         HollowFleet.WriteCredentials(master.DataDir, nodes);
-        await master.StartAsync(gracePeriodSeconds: 40);
+        // The default pod network (10.244.0.0/16 in /24s) has room for 256 nodes, as Kubernetes' does;
+        // a /8 has room for 65,536, so every hollow node gets its pod CIDR as a real one would.
+        await master.StartAsync(gracePeriodSeconds: 40, "Information", "--cluster-cidr", "10.0.0.0/8");
         var proxy = proxied > 0 ? new TcpProxy(master.MqttPort) : null;
         var fleet = new HollowFleet(nodes, i => i < proxied ? proxy!.Port : master.MqttPort, keepAlive);
         var cluster = new HollowCluster(master, fleet, proxy);

@@ -65,11 +65,11 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     private readonly SortedDictionary<string, NodeRoute?> _routes = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _routesChanged = new(0, int.MaxValue);
 
-    /// <summary>Workers applying pod statuses (see <see cref="OnMessageAsync"/>).</summary>
+    /// <summary>Workers applying node and pod statuses (see <see cref="OnMessageAsync"/>).</summary>
     internal const int StatusWorkers = 16;
 
-    private readonly Channel<(string Node, string Namespace, string Name, byte[] Payload)>[] _statusQueues = [.. Enumerable.Range(0, StatusWorkers)
-        .Select(_ => Channel.CreateUnbounded<(string, string, string, byte[])>(new UnboundedChannelOptions { SingleReader = true }))];
+    private readonly Channel<(string Topic, Func<Task> Apply)>[] _statusQueues = [.. Enumerable.Range(0, StatusWorkers)
+        .Select(_ => Channel.CreateUnbounded<(string, Func<Task>)>(new UnboundedChannelOptions { SingleReader = true }))];
     private long _nodesIndexedRv;
     private string? _publishedRoutes;
     private volatile bool _resync = true;
@@ -110,7 +110,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         var pods = FollowPodsAsync(cancellationToken);
         var nodes = FollowNodesAsync(cancellationToken);
         var routes = PublishRoutesAsync(cancellationToken);
-        var statuses = _statusQueues.Select(q => ApplyPodStatusesAsync(q.Reader, cancellationToken));
+        var statuses = _statusQueues.Select(q => ApplyStatusesAsync(q.Reader, cancellationToken));
         await Task.WhenAll([connection, pods, nodes, routes, .. statuses]).ConfigureAwait(false);
     }
 
@@ -610,12 +610,12 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
 
     // ----- nodes → master -----
 
-    private async Task OnMessageAsync(MqttApplicationMessageReceivedEventArgs e)
+    private Task OnMessageAsync(MqttApplicationMessageReceivedEventArgs e)
     {
         var message = e.ApplicationMessage;
         if (!_topics.TryParseNodeTopic(message.Topic, out var node, out var rest))
         {
-            return;
+            return Task.CompletedTask;
         }
 
         var payload = message.Payload.ToArray();
@@ -624,7 +624,14 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             switch (rest)
             {
                 case ["status"]:
-                    await ApplyNodeStatusAsync(node, payload).ConfigureAwait(false);
+                    // Store writes go to the workers (statuses of one node or pod always to the same one, so
+                    // they keep their order): applied inline, each message waited for its commit in turn,
+                    // and leases queued behind them arrived late enough to make live nodes look lost.
+                    if (HeardNodeStatus(node, payload) is { } reported)
+                    {
+                        Enqueue(node, message.Topic, () => ApplyNodeStatusAsync(node, reported));
+                    }
+
                     break;
                 case ["presence"]:
                     var offline = Encoding.UTF8.GetString(payload) == Presence.Offline;
@@ -636,9 +643,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                     _liveness.AddOrUpdate(node, _ => new NodeLiveness(now, null, false), (_, l) => l with { LastLease = now, Offline = false });
                     break;
                 case ["pods", var ns, var name, "status"]:
-                    // Applied by a worker, the same one for every status of this pod (so they keep their order);
-                    // the workers' store writes go out together instead of one commit per message in turn.
-                    _statusQueues[(StringComparer.Ordinal.GetHashCode(name) & int.MaxValue) % _statusQueues.Length].Writer.TryWrite((node, ns, name, payload));
+                    Enqueue(name, message.Topic, () => ApplyPodStatusAsync(node, ns, name, payload));
                     break;
                 case ["replies", _]:
                     if (message.CorrelationData is { Length: > 0 } correlation
@@ -655,20 +660,29 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             // Garbage from one node never stops the bridge.
             LogBadMessage(message.Topic, ex.Message);
         }
+
+        return Task.CompletedTask;
     }
 
-    private async Task ApplyNodeStatusAsync(string node, byte[] payload)
+    /// <summary>What a node status says about the node's liveness; taken at once, in order with presence and leases.</summary>
+    private JsonObject? HeardNodeStatus(string node, byte[] payload)
     {
         if (payload.Length == 0)
         {
-            return;
+            return null;
         }
 
         var reported = JsonNode.Parse(payload) as JsonObject ?? throw new JsonException("node status is not an object");
-        var key = new ObjectKey("nodes", string.Empty, node);
         var now = _time.GetUtcNow();
         var reportedStatus = reported["status"]?.DeepClone() as JsonObject;
         _liveness.AddOrUpdate(node, _ => new NodeLiveness(now, now, false) { ReportedStatus = reportedStatus }, (_, l) => l with { LastStatus = now, LastLease = now, Offline = false, ReportedStatus = reportedStatus });
+        return reported;
+    }
+
+    private async Task ApplyNodeStatusAsync(string node, JsonObject reported)
+    {
+        var key = new ObjectKey("nodes", string.Empty, node);
+        var now = _time.GetUtcNow();
         for (var attempt = 0; attempt < 5; attempt++)
         {
             var current = await _store.GetAsync(key).ConfigureAwait(false);
@@ -722,20 +736,23 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         }
     }
 
-    private async Task ApplyPodStatusesAsync(ChannelReader<(string Node, string Namespace, string Name, byte[] Payload)> queue, CancellationToken cancellationToken)
+    private void Enqueue(string key, string topic, Func<Task> apply) =>
+        _statusQueues[(StringComparer.Ordinal.GetHashCode(key) & int.MaxValue) % _statusQueues.Length].Writer.TryWrite((topic, apply));
+
+    private async Task ApplyStatusesAsync(ChannelReader<(string Topic, Func<Task> Apply)> queue, CancellationToken cancellationToken)
     {
         try
         {
-            await foreach (var (node, ns, name, payload) in queue.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            await foreach (var (topic, apply) in queue.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
                 try
                 {
-                    await ApplyPodStatusAsync(node, ns, name, payload).ConfigureAwait(false);
+                    await apply().ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is JsonException or StoreException or InvalidOperationException or FormatException)
                 {
                     // Garbage from one node never stops the bridge.
-                    LogBadMessage(_topics.PodStatus(node, ns, name), ex.Message);
+                    LogBadMessage(topic, ex.Message);
                 }
             }
         }
