@@ -711,6 +711,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                 else
                 {
                     // The node owns its status and the labels it reports; labels and annotations set through the API stay.
+                    var before = current.DeepClone();
                     var labels = current.Metadata().Obj("labels");
                     foreach (var (k, v) in reported["metadata"]?["labels"] as JsonObject ?? [])
                     {
@@ -724,7 +725,13 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                     }
 
                     current["status"] = reported["status"]?.DeepClone();
-                    await _store.UpdateAsync(key, current, current.ResourceVersion()).ConfigureAwait(false);
+
+                    // Unchanged (a node reconnecting republishes the status it had): no write, as the API server
+                    // leaves the resourceVersion alone for a no-op update; 1,000 reconnecting nodes cost no commits.
+                    if (!JsonNode.DeepEquals(before, current))
+                    {
+                        await _store.UpdateAsync(key, current, current.ResourceVersion()).ConfigureAwait(false);
+                    }
                 }
 
                 NodeChanged?.Invoke(node);
@@ -813,6 +820,13 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                     }
 
                     conditions.Add(scheduled.DeepClone());
+                }
+
+                // Unchanged (republished on reconnect): no write, so no new resourceVersion, no watch event and
+                // no republish of the pod to its node; after a reconnect storm 10,000 pods cost nothing here.
+                if (JsonNode.DeepEquals(current["status"], status))
+                {
+                    return;
                 }
 
                 current["status"] = status.DeepClone();

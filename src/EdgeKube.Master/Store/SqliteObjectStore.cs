@@ -14,8 +14,9 @@ namespace EdgeKube.Master.Store;
 /// <para>synchronous=FULL: in WAL mode NORMAL may lose the last commits on power loss. The objects would
 /// roll back with the counter, so nothing would be torn, but resourceVersions clients were already given
 /// would be handed out again for different contents: a client's stale precondition could then pass, and a
-/// watch resumed from such a version would miss changes. Boards lose power; the master's write rate (a
-/// few per second) affords one fsync per commit.</para>
+/// watch resumed from such a version would miss changes. Boards lose power; every write is
+/// acknowledged only after its commit's fsync, and writes waiting meanwhile share the next commit (group
+/// commit, see WriteAsync), so a busy master pays one fsync per batch, not per write.</para>
 /// <para>Watch history lives in memory (<see cref="WatchHub"/>) and starts empty at open: a watch from
 /// before the restart gets Expired and re-lists, as after an etcd compaction.</para>
 /// <para>Corruption: a file that is not a SQLite database, or fails <c>PRAGMA quick_check</c>, makes
