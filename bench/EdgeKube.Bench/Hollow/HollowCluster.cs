@@ -36,7 +36,9 @@ public sealed class HollowCluster : IAsyncDisposable
     {
         var master = new MasterProc();
         HollowFleet.WriteCredentials(master.DataDir, nodes);
-        await master.StartAsync(gracePeriodSeconds: 40);
+        // The default pod network (10.244.0.0/16 in /24s) has room for 256 nodes, as Kubernetes' does;
+        // a /8 has room for 65,536, so every hollow node gets its pod CIDR as a real one would.
+        await master.StartAsync(gracePeriodSeconds: 40, "Information", "--cluster-cidr", "10.0.0.0/8");
         var proxy = proxied > 0 ? new TcpProxy(master.MqttPort) : null;
         var fleet = new HollowFleet(nodes, i => i < proxied ? proxy!.Port : master.MqttPort, keepAlive);
         var cluster = new HollowCluster(master, fleet, proxy);
@@ -46,12 +48,13 @@ public sealed class HollowCluster : IAsyncDisposable
 
     private void OnPod(string type, JsonObject pod)
     {
-        if (type == "DELETED")
+        // An ERROR event (the watch fell behind, as during a reconnect storm) carries a Status, not a pod: the
+        // watch ends there; the storm reads pods from the list, not from it.
+        if (type is not ("ADDED" or "MODIFIED") || pod["metadata"]?["name"]?.GetValue<string>() is not { } name)
         {
             return;
         }
 
-        var name = pod["metadata"]!["name"]!.GetValue<string>();
         if (pod["spec"]?["nodeName"]?.GetValue<string>() is { Length: > 0 })
         {
             BoundAt.TryAdd(name, DateTime.UtcNow);
@@ -99,7 +102,15 @@ public sealed class HollowCluster : IAsyncDisposable
         await _stop.CancelAsync();
         if (_watch is not null)
         {
-            await _watch;
+            try
+            {
+                await _watch;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // The figures are taken; a watch that ended badly must not lose them.
+                Console.Error.WriteLine($"bench: the pod watch had ended: {e.Message}");
+            }
         }
 
         if (Proxy is not null)

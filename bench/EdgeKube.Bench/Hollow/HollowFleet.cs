@@ -67,6 +67,9 @@ public sealed class HollowFleet : IAsyncDisposable
                 PodLogsDir = Path.Combine(_root, name, "logs"),
                 ContainerdSocket = "/nonexistent/hollow.sock",
                 ReadOnlyPort = 0,
+                // Empty: leave the host's pod network alone. A hollow node must not write the host's CNI
+                // config or run `ip route` for every other node's pod CIDR (1,000 nodes: 10^6 route changes).
+                CniConfDir = string.Empty,
                 NodeIp = "127.0.0.1",
                 Broker = new BrokerOptions { Url = new Uri($"mqtt://127.0.0.1:{brokerPortOf(i)}"), Username = name, Password = Password, KeepAlive = keepAlive },
             };

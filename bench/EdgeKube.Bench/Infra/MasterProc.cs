@@ -29,14 +29,16 @@ public sealed class MasterProc : IAsyncDisposable
 
     public HttpClient Http => _http ?? throw new InvalidOperationException("master not started");
 
-    public async Task StartAsync(double gracePeriodSeconds = 40, string logLevel = "Information")
+    public async Task StartAsync(double gracePeriodSeconds = 40, string logLevel = "Information", params string[] extraArgs)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[]
-        {
+        string[] args =
+        [
             Dll, "--data-dir", DataDir, "--api-listen", $"127.0.0.1:{ApiPort}", "--mqtt-listen", $"127.0.0.1:{MqttPort}",
             "--node-monitor-grace-period", gracePeriodSeconds.ToString(CultureInfo.InvariantCulture), "--log-level", logLevel,
-        })
+            .. extraArgs,
+        ];
+        foreach (var a in args)
         {
             psi.ArgumentList.Add(a);
         }

@@ -175,7 +175,7 @@ public static class Run
     public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what, int intervalMs = 100)
     {
         var deadline = DateTime.UtcNow + timeout;
-        while (!await condition())
+        while (!await Try(condition))
         {
             if (DateTime.UtcNow > deadline)
             {
@@ -183,6 +183,23 @@ public static class Run
             }
 
             await Task.Delay(intervalMs);
+        }
+    }
+
+    /// <summary>
+    /// One look; a failed API request counts as "not yet" (a master under a 1,000-node load once closed one
+    /// TLS handshake, which ended a 10-minute scale run), and the deadline still bounds the wait.
+    /// </summary>
+    private static async Task<bool> Try(Func<Task<bool>> condition)
+    {
+        try
+        {
+            return await condition();
+        }
+        catch (HttpRequestException e)
+        {
+            Console.Error.WriteLine($"bench: request failed while waiting ({e.Message}); looking again");
+            return false;
         }
     }
 }

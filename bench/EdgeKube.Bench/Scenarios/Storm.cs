@@ -86,6 +86,7 @@ public static class Storm
             var after = await PodUidsAsync(cluster.Master);
             var recreatedPods = uids.Count(u => !after.TryGetValue(u.Key, out var a) || a.Uid != u.Value.Uid || a.Restarts != u.Value.Restarts);
             var recreatedSandboxes = cluster.Fleet.Nodes.Select((n, i) => n.SandboxIds().SetEquals(sandboxes[i]) ? 0 : 1).Sum();
+            Console.Error.WriteLine($"bench storm: run {run + 1}: all reconnected after {back:0.0} s, resynced after {done.TotalSeconds:0.0} s, {up} B up, {down} B down, {recreatedPods} pods and {recreatedSandboxes} nodes' sandboxes recreated");
             totalRecreatedPods += recreatedPods;
             totalRecreatedSandboxes += recreatedSandboxes;
             reconnected.Add(back);

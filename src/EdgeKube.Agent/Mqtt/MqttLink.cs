@@ -147,13 +147,38 @@ public sealed partial class MqttLink : IAsyncDisposable
             throw new InvalidOperationException($"broker refused the connection: {result.ResultCode} {result.ReasonString}");
         }
 
+        try
+        {
+            await AfterConnectAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Connected but not subscribed, or presence and the retained status not delivered (a broker too
+            // busy to acknowledge in time): drop the connection, so the retry loop, which only looks at
+            // IsConnected, connects again and does it all. Left connected, the node sent leases while the
+            // master never heard its status (seen with 1,000 hollow nodes registering at once).
+            try
+            {
+                await _client.DisconnectAsync(new MqttClientDisconnectOptions(), CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException or OperationCanceledException)
+            {
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>Subscribes, publishes presence and the retained messages kept, and tells the <see cref="Connected"/> handlers.</summary>
+    private async Task AfterConnectAsync(CancellationToken cancellationToken)
+    {
         var subscribe = _factory.CreateSubscribeOptionsBuilder();
         foreach (var filter in Topics.NodeSubscriptions(_nodeName))
         {
             subscribe = subscribe.WithTopicFilter(filter, MqttQualityOfServiceLevel.AtLeastOnce);
         }
 
-        var subscribed = await _client.SubscribeAsync(subscribe.Build(), timeout.Token).ConfigureAwait(false);
+        var subscribed = await _client.SubscribeAsync(subscribe.Build(), cancellationToken).ConfigureAwait(false);
         foreach (var item in subscribed.Items)
         {
             if ((int)item.ResultCode > 2)
@@ -164,8 +189,8 @@ public sealed partial class MqttLink : IAsyncDisposable
 
         Connects++;
         LogConnected(_options.Url.ToString(), _nodeName);
-        await PublishRawAsync(Topics.Presence(_nodeName), Encoding.UTF8.GetBytes(Presence.Online), retain: true, timeout.Token).ConfigureAwait(false);
-        await FlushRetainedAsync(timeout.Token).ConfigureAwait(false);
+        await PublishRawAsync(Topics.Presence(_nodeName), Encoding.UTF8.GetBytes(Presence.Online), retain: true, cancellationToken).ConfigureAwait(false);
+        await FlushRetainedAsync(cancellationToken).ConfigureAwait(false);
         foreach (var handler in Connected?.GetInvocationList().Cast<Func<Task>>() ?? [])
         {
             await handler().ConfigureAwait(false);

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Threading.Channels;
 using EdgeKube.Master.Api;
 using EdgeKube.Master.Store;
 using EdgeKube.Protocol;
@@ -59,6 +60,18 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly Dictionary<string, string> _publishedSpecs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _publishedIdentify = new(StringComparer.Ordinal);
+
+    // Each node's route as last seen in the store (guarded by _sync); the table is published from it by
+    // PublishRoutesAsync, at most once per RoutePeriod, since every node receives the whole table.
+    private readonly SortedDictionary<string, NodeRoute?> _routes = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _routesChanged = new(0, int.MaxValue);
+
+    /// <summary>Workers applying node and pod statuses (see <see cref="OnMessageAsync"/>).</summary>
+    internal const int StatusWorkers = 16;
+
+    private readonly Channel<(string Topic, Func<Task> Apply)>[] _statusQueues = [.. Enumerable.Range(0, StatusWorkers)
+        .Select(_ => Channel.CreateUnbounded<(string, Func<Task>)>(new UnboundedChannelOptions { SingleReader = true }))];
+    private long _nodesIndexedRv;
     private string? _publishedRoutes;
     private volatile bool _resync = true;
     private volatile bool _resyncNodes = true;
@@ -97,7 +110,9 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         var connection = KeepConnectedAsync(cancellationToken);
         var pods = FollowPodsAsync(cancellationToken);
         var nodes = FollowNodesAsync(cancellationToken);
-        await Task.WhenAll(connection, pods, nodes).ConfigureAwait(false);
+        var routes = PublishRoutesAsync(cancellationToken);
+        var statuses = _statusQueues.Select(q => ApplyStatusesAsync(q.Reader, cancellationToken));
+        await Task.WhenAll([connection, pods, nodes, routes, .. statuses]).ConfigureAwait(false);
     }
 
     private async Task KeepConnectedAsync(CancellationToken cancellationToken)
@@ -388,7 +403,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                 var since = await SyncNodesAsync(cancellationToken).ConfigureAwait(false);
                 await foreach (var e in _store.WatchAsync("nodes", null, since, cancellationToken).ConfigureAwait(false))
                 {
-                    await SyncNodesAsync(cancellationToken).ConfigureAwait(false);
+                    await SyncNodeAsync(e, cancellationToken).ConfigureAwait(false);
                 }
             }
             catch (StoreException e) when (e.Kind == StoreErrorKind.Expired)
@@ -418,6 +433,13 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         try
         {
             var list = await _store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false);
+            _routes.Clear();
+            foreach (var node in list.Items)
+            {
+                _routes[node.Name()] = RouteOf(node);
+            }
+
+            _nodesIndexedRv = list.ResourceVersion;
             if (!_client.IsConnected)
             {
                 return list.ResourceVersion;
@@ -428,24 +450,8 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var node in list.Items)
             {
-                var name = node.Name();
-                seen.Add(name);
-                var spec = (node["spec"] as JsonObject)?.ToJsonString(Compact) ?? "{}";
-                if (force || !_publishedSpecs.TryGetValue(name, out var was) || was != spec)
-                {
-                    await PublishAsync(_topics.NodeSpec(name), Encoding.UTF8.GetBytes(spec), cancellationToken).ConfigureAwait(false);
-                    _publishedSpecs[name] = spec;
-                }
-
-                // Identify goes to this node's own topic only (its ACL lets no other node read it). An empty
-                // payload is published on a resync too, so an external broker keeps no identify the master ended while away.
-                var identify = Controllers.IdentifyController.Payload(node);
-                var identifyText = Encoding.UTF8.GetString(identify);
-                if (force || _publishedIdentify.GetValueOrDefault(name, string.Empty) != identifyText)
-                {
-                    await PublishAsync(_topics.Identify(name), identify, cancellationToken).ConfigureAwait(false);
-                    _publishedIdentify[name] = identifyText;
-                }
+                seen.Add(node.Name());
+                await PublishSpecAsync(node, force, cancellationToken).ConfigureAwait(false);
             }
 
             foreach (var gone in _publishedSpecs.Keys.Where(n => !seen.Contains(n)).ToList())
@@ -464,19 +470,157 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                 _publishedIdentify.Remove(gone);
             }
 
-            var routes = new RouteTable(_options.ClusterCidr, [.. list.Items.Select(RouteOf).OfType<NodeRoute>().OrderBy(r => r.Node, StringComparer.Ordinal)]);
-            var json = JsonSerializer.Serialize(routes, ProtocolJson.Default.RouteTable);
-            if (force || json != _publishedRoutes)
-            {
-                await PublishAsync(_topics.Routes, Encoding.UTF8.GetBytes(json), cancellationToken).ConfigureAwait(false);
-                _publishedRoutes = json;
-            }
-
+            await PublishRoutesNowAsync(force, cancellationToken).ConfigureAwait(false);
             return list.ResourceVersion;
         }
         finally
         {
             _sync.Release();
+        }
+    }
+
+    /// <summary>
+    /// One node changed: its spec is published if it changed; a changed route is left to
+    /// <see cref="PublishRoutesAsync"/>. O(1) per event: relisting every node for each of them made a
+    /// cluster of N registering nodes cost O(N²).
+    /// </summary>
+    private async Task SyncNodeAsync(WatchEvent e, CancellationToken cancellationToken)
+    {
+        await _sync.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // A full list made since (on reconnect) already holds this change.
+            if (e.ResourceVersion <= _nodesIndexedRv)
+            {
+                return;
+            }
+
+            var name = e.Key.Name;
+            var route = e.Type == WatchEventType.Deleted ? null : RouteOf(e.Object);
+            var hadRoute = _routes.TryGetValue(name, out var was);
+            if (e.Type == WatchEventType.Deleted)
+            {
+                _routes.Remove(name);
+            }
+            else
+            {
+                _routes[name] = route;
+            }
+
+            if (was != route || (e.Type == WatchEventType.Deleted && hadRoute))
+            {
+                _routesChanged.Release();
+            }
+
+            if (!_client.IsConnected)
+            {
+                return;
+            }
+
+            if (e.Type == WatchEventType.Deleted)
+            {
+                if (_publishedSpecs.Remove(name))
+                {
+                    await PublishAsync(_topics.NodeSpec(name), [], cancellationToken).ConfigureAwait(false);
+                }
+
+                if (_publishedIdentify.Remove(name, out var identified) && identified.Length > 0)
+                {
+                    await PublishAsync(_topics.Identify(name), [], cancellationToken).ConfigureAwait(false);
+                }
+            }
+            else
+            {
+                await PublishSpecAsync(e.Object, force: false, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _sync.Release();
+        }
+    }
+
+    private async Task PublishSpecAsync(JsonObject node, bool force, CancellationToken cancellationToken)
+    {
+        var name = node.Name();
+        var spec = (node["spec"] as JsonObject)?.ToJsonString(Compact) ?? "{}";
+        if (force || !_publishedSpecs.TryGetValue(name, out var was) || was != spec)
+        {
+            await PublishAsync(_topics.NodeSpec(name), Encoding.UTF8.GetBytes(spec), cancellationToken).ConfigureAwait(false);
+            _publishedSpecs[name] = spec;
+        }
+
+        // Identify goes to this node's own topic only (its ACL lets no other node read it). An empty
+        // payload is published on a resync too, so an external broker keeps no identify the master ended while away.
+        var identify = Controllers.IdentifyController.Payload(node);
+        var identifyText = Encoding.UTF8.GetString(identify);
+        if (force || _publishedIdentify.GetValueOrDefault(name, string.Empty) != identifyText)
+        {
+            await PublishAsync(_topics.Identify(name), identify, cancellationToken).ConfigureAwait(false);
+            _publishedIdentify[name] = identifyText;
+        }
+    }
+
+    /// <summary>Publishes the route table when it differs from the one published (or always, when forced); under _sync.</summary>
+    private async Task PublishRoutesNowAsync(bool force, CancellationToken cancellationToken)
+    {
+        var routes = new RouteTable(_options.ClusterCidr, [.. _routes.Values.OfType<NodeRoute>()]);
+        var json = JsonSerializer.Serialize(routes, ProtocolJson.Default.RouteTable);
+        if (force || json != _publishedRoutes)
+        {
+            await PublishAsync(_topics.Routes, Encoding.UTF8.GetBytes(json), cancellationToken).ConfigureAwait(false);
+            _publishedRoutes = json;
+        }
+    }
+
+    /// <summary>
+    /// How long after publishing the route table the next one waits, gathering the changes meanwhile. Every
+    /// node receives the whole table (O(nodes) bytes) on each publish, so while nodes register one after
+    /// another the table goes out a bounded number of times instead of once per node: 10 ms per node, at
+    /// most 10 s (kube-controller-manager reconciles routes every 10 s).
+    /// </summary>
+    internal TimeSpan RoutePeriod => TimeSpan.FromMilliseconds(Math.Min(10_000, 10 * _routes.Count));
+
+    /// <summary>Publishes the route table after route changes: at once, then at most once per <see cref="RoutePeriod"/>.</summary>
+    private async Task PublishRoutesAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await _routesChanged.WaitAsync(cancellationToken).ConfigureAwait(false);
+                while (_routesChanged.CurrentCount > 0)
+                {
+                    await _routesChanged.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                TimeSpan period;
+                await _sync.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    if (_client.IsConnected)
+                    {
+                        await PublishRoutesNowAsync(force: false, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    period = RoutePeriod;
+                }
+                finally
+                {
+                    _sync.Release();
+                }
+
+                await Task.Delay(period, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException)
+            {
+                // Lost the broker mid-publish: the table goes out again with everything on reconnect.
+                _resyncNodes = true;
+            }
         }
     }
 
@@ -492,12 +636,12 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
 
     // ----- nodes → master -----
 
-    private async Task OnMessageAsync(MqttApplicationMessageReceivedEventArgs e)
+    private Task OnMessageAsync(MqttApplicationMessageReceivedEventArgs e)
     {
         var message = e.ApplicationMessage;
         if (!_topics.TryParseNodeTopic(message.Topic, out var node, out var rest))
         {
-            return;
+            return Task.CompletedTask;
         }
 
         var payload = message.Payload.ToArray();
@@ -506,7 +650,14 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             switch (rest)
             {
                 case ["status"]:
-                    await ApplyNodeStatusAsync(node, payload).ConfigureAwait(false);
+                    // Store writes go to the workers (statuses of one node or pod always to the same one, so
+                    // they keep their order): applied inline, each message waited for its commit in turn,
+                    // and leases queued behind them arrived late enough to make live nodes look lost.
+                    if (HeardNodeStatus(node, payload) is { } reported)
+                    {
+                        Enqueue(node, message.Topic, () => ApplyNodeStatusAsync(node, reported));
+                    }
+
                     break;
                 case ["presence"]:
                     var offline = Encoding.UTF8.GetString(payload) == Presence.Offline;
@@ -518,7 +669,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                     _liveness.AddOrUpdate(node, _ => new NodeLiveness(now, null, false), (_, l) => l with { LastLease = now, Offline = false });
                     break;
                 case ["pods", var ns, var name, "status"]:
-                    await ApplyPodStatusAsync(node, ns, name, payload).ConfigureAwait(false);
+                    Enqueue(name, message.Topic, () => ApplyPodStatusAsync(node, ns, name, payload));
                     break;
                 case ["replies", _]:
                     if (message.CorrelationData is { Length: > 0 } correlation
@@ -535,20 +686,29 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             // Garbage from one node never stops the bridge.
             LogBadMessage(message.Topic, ex.Message);
         }
+
+        return Task.CompletedTask;
     }
 
-    private async Task ApplyNodeStatusAsync(string node, byte[] payload)
+    /// <summary>What a node status says about the node's liveness; taken at once, in order with presence and leases.</summary>
+    private JsonObject? HeardNodeStatus(string node, byte[] payload)
     {
         if (payload.Length == 0)
         {
-            return;
+            return null;
         }
 
         var reported = JsonNode.Parse(payload) as JsonObject ?? throw new JsonException("node status is not an object");
-        var key = new ObjectKey("nodes", string.Empty, node);
         var now = _time.GetUtcNow();
         var reportedStatus = reported["status"]?.DeepClone() as JsonObject;
         _liveness.AddOrUpdate(node, _ => new NodeLiveness(now, now, false) { ReportedStatus = reportedStatus }, (_, l) => l with { LastStatus = now, LastLease = now, Offline = false, ReportedStatus = reportedStatus });
+        return reported;
+    }
+
+    private async Task ApplyNodeStatusAsync(string node, JsonObject reported)
+    {
+        var key = new ObjectKey("nodes", string.Empty, node);
+        var now = _time.GetUtcNow();
         for (var attempt = 0; attempt < 5; attempt++)
         {
             var current = await _store.GetAsync(key).ConfigureAwait(false);
@@ -577,9 +737,16 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                 else
                 {
                     // The node owns its status and the labels it reports; labels and annotations set through the API stay.
+                    var before = current.DeepClone();
                     NodeReport.Merge(current, reported);
                     current["status"] = reported["status"]?.DeepClone();
-                    await _store.UpdateAsync(key, current, current.ResourceVersion()).ConfigureAwait(false);
+
+                    // Unchanged (a node reconnecting republishes the status it had): no write, as the API server
+                    // leaves the resourceVersion alone for a no-op update; 1,000 reconnecting nodes cost no commits.
+                    if (!JsonNode.DeepEquals(before, current))
+                    {
+                        await _store.UpdateAsync(key, current, current.ResourceVersion()).ConfigureAwait(false);
+                    }
                 }
 
                 NodeChanged?.Invoke(node);
@@ -588,6 +755,31 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             catch (StoreException e) when (e.Kind is StoreErrorKind.Conflict or StoreErrorKind.AlreadyExists)
             {
             }
+        }
+    }
+
+    private void Enqueue(string key, string topic, Func<Task> apply) =>
+        _statusQueues[(StringComparer.Ordinal.GetHashCode(key) & int.MaxValue) % _statusQueues.Length].Writer.TryWrite((topic, apply));
+
+    private async Task ApplyStatusesAsync(ChannelReader<(string Topic, Func<Task> Apply)> queue, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var (topic, apply) in queue.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                try
+                {
+                    await apply().ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is JsonException or StoreException or InvalidOperationException or FormatException)
+                {
+                    // Garbage from one node never stops the bridge.
+                    LogBadMessage(topic, ex.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 
@@ -643,6 +835,13 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                     }
 
                     conditions.Add(scheduled.DeepClone());
+                }
+
+                // Unchanged (republished on reconnect): no write, so no new resourceVersion, no watch event and
+                // no republish of the pod to its node; after a reconnect storm 10,000 pods cost nothing here.
+                if (JsonNode.DeepEquals(current["status"], status))
+                {
+                    return;
                 }
 
                 current["status"] = status.DeepClone();

@@ -6,14 +6,34 @@ using EdgeKube.Master.Store;
 namespace EdgeKube.Master.Controllers;
 
 /// <summary>Writes core/v1 Events about objects, as kubectl describe shows them; a repeat of the same event bumps its count.</summary>
+/// <remarks>
+/// Repeats are found, as client-go's EventCorrelator finds them, in memory: the last
+/// <see cref="Remembered"/> distinct events this recorder wrote, by object uid, reason and message. Looking
+/// them up by listing the namespace's events cost O(events) per event, O(n²) for a scheduler binding
+/// 10,000 pods. A repeat of an event no longer remembered (older, or from before a restart) starts a new
+/// event with count 1, as in Kubernetes.
+/// </remarks>
 public sealed class EventRecorder(IObjectStore store, TimeProvider time)
 {
+    /// <summary>client-go's maxLruCacheEntries.</summary>
+    public const int Remembered = 4096;
+
+    private readonly Lock _lock = new();
+    private readonly Dictionary<(string Namespace, string Uid, string Reason, string Message), string> _recent = [];
+    private readonly Queue<(string Namespace, string Uid, string Reason, string Message)> _order = new();
+
     public async Task RecordAsync(JsonObject involved, string type, string reason, string message, string component, CancellationToken cancellationToken)
     {
         var ns = involved.Namespace() is { Length: > 0 } n ? n : "default";
         var now = ObjectMeta.Time(time.GetUtcNow());
-        var existing = (await store.ListAsync("events", ns, cancellationToken).ConfigureAwait(false)).Items.FirstOrDefault(e =>
-            e["involvedObject"]?["uid"]?.GetValue<string>() == involved.Uid() && e.Str("reason") == reason && e.Str("message") == message);
+        var id = (ns, involved.Uid(), reason, message);
+        string? known;
+        lock (_lock)
+        {
+            known = _recent.GetValueOrDefault(id);
+        }
+
+        var existing = known is null ? null : await store.GetAsync(new ObjectKey("events", ns, known), cancellationToken).ConfigureAwait(false);
         if (existing is not null)
         {
             existing["count"] = (existing["count"]?.GetValue<int>() ?? 1) + 1;
@@ -67,6 +87,28 @@ public sealed class EventRecorder(IObjectStore store, TimeProvider time)
         }
         catch (StoreException)
         {
+            return;
+        }
+
+        Remember(id, name);
+    }
+
+    private void Remember((string Namespace, string Uid, string Reason, string Message) id, string name)
+    {
+        lock (_lock)
+        {
+            if (_recent.TryAdd(id, name))
+            {
+                _order.Enqueue(id);
+                if (_order.Count > Remembered)
+                {
+                    _recent.Remove(_order.Dequeue());
+                }
+            }
+            else
+            {
+                _recent[id] = name;
+            }
         }
     }
 }

@@ -55,6 +55,13 @@ public sealed partial class NodeLifecycleController(
             {
                 await CheckAllAsync(cancellationToken).ConfigureAwait(false);
                 await _kick.WaitAsync(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+
+                // One pass covers every kick so far: with a kick per node status, 1,000 nodes reporting would
+                // otherwise queue 1,000 passes over every node and pod.
+                while (_kick.CurrentCount > 0)
+                {
+                    await _kick.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException)
             {

@@ -16,6 +16,13 @@ public sealed partial class SchedulingController(IObjectStore store, EventRecord
 {
     private readonly SemaphoreSlim _kick = new(0, int.MaxValue);
 
+    // Typed copies kept between passes (touched by the one scheduling loop only): converting every bound
+    // pod and every node from JSON on each pass made a pass O(pods) conversions. A bound pod by uid (what
+    // the snapshot reads, its requests, cannot change once bound); a node by name and resourceVersion.
+    private int _nextStartNode;
+    private Dictionary<string, V1PodSpec> _boundSpecs = new(StringComparer.Ordinal);
+    private Dictionary<string, (string? Rv, V1Node Node)> _nodes = new(StringComparer.Ordinal);
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var watchers = new[] { KickOnChangesAsync("pods", cancellationToken), KickOnChangesAsync("nodes", cancellationToken) };
@@ -74,29 +81,49 @@ public sealed partial class SchedulingController(IObjectStore store, EventRecord
             return;
         }
 
-        var nodes = (await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items.Select(n => Typed<V1Node>(n)).ToList();
-        var assigned = pods.Where(p => p["spec"]?["nodeName"] is not null && p["status"]?["phase"]?.GetValue<string>() is not ("Succeeded" or "Failed"))
-            .Select(p => Typed<V1Pod>(p)).ToList();
+        var nodes = TypedNodes((await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items);
+        var assigned = BoundSpecs(pods.Where(p => p["spec"]?["nodeName"] is not null && p["status"]?["phase"]?.GetValue<string>() is not ("Succeeded" or "Failed")));
         // One snapshot per pass, kept up to date with each binding it makes.
         var snapshot = Scheduler.Snapshot(nodes, assigned);
         var byName = snapshot.GroupBy(i => i.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        // Binding is a store write that waits for its commit; as kube-scheduler does, the pass assumes the
+        // pod on its node at once and lets the binding finish meanwhile (up to MaxBindsInFlight), so the
+        // store commits many bindings together instead of the pass waiting for each one in turn.
+        var binding = new List<Task>();
         foreach (var pod in pending)
         {
             var typed = Typed<V1Pod>(pod);
-            var result = Scheduler.Schedule(typed, snapshot);
+            var result = Scheduler.Schedule(typed, snapshot, ref _nextStartNode);
             if (result.NodeName is { } node)
             {
-                if (await BindAsync(pod, node, cancellationToken).ConfigureAwait(false))
+                byName[node].AddPod(typed.Spec ?? new V1PodSpec());
+                binding.Add(BindAndRecordAsync(pod, node, cancellationToken));
+                if (binding.Count >= MaxBindsInFlight)
                 {
-                    byName[node].AddPod(typed.Spec ?? new V1PodSpec());
-                    LogBound(pod.Namespace(), pod.Name(), node);
-                    await events.RecordAsync(pod, "Normal", "Scheduled", $"Successfully assigned {pod.Namespace()}/{pod.Name()} to {node}", "default-scheduler", cancellationToken).ConfigureAwait(false);
+                    await Task.WhenAny(binding).ConfigureAwait(false);
+                    binding.RemoveAll(t => t.IsCompleted);
                 }
             }
             else
             {
                 await MarkUnschedulableAsync(pod, result.Message ?? "no nodes available", cancellationToken).ConfigureAwait(false);
             }
+        }
+
+        await Task.WhenAll(binding).ConfigureAwait(false);
+    }
+
+    /// <summary>How many bindings a pass lets run at once.</summary>
+    internal const int MaxBindsInFlight = 64;
+
+    private async Task BindAndRecordAsync(JsonObject pod, string node, CancellationToken cancellationToken)
+    {
+        // A failed binding (the pod changed or went meanwhile) stays assumed for the rest of this pass only;
+        // the next pass starts from the store again.
+        if (await BindAsync(pod, node, cancellationToken).ConfigureAwait(false))
+        {
+            LogBound(pod.Namespace(), pod.Name(), node);
+            await events.RecordAsync(pod, "Normal", "Scheduled", $"Successfully assigned {pod.Namespace()}/{pod.Name()} to {node}", "default-scheduler", cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -160,6 +187,40 @@ public sealed partial class SchedulingController(IObjectStore store, EventRecord
     }
 
     private static ObjectKey Key(JsonObject pod) => new("pods", pod.Namespace(), pod.Name());
+
+    private List<V1Node> TypedNodes(IReadOnlyList<JsonObject> nodes)
+    {
+        var kept = new Dictionary<string, (string? Rv, V1Node Node)>(StringComparer.Ordinal);
+        foreach (var node in nodes)
+        {
+            var rv = node.Metadata().Str("resourceVersion");
+            kept[node.Name()] = _nodes.TryGetValue(node.Name(), out var was) && was.Rv == rv ? was : (rv, Typed<V1Node>(node));
+        }
+
+        _nodes = kept;
+        return [.. nodes.Select(n => kept[n.Name()].Node)];
+    }
+
+    /// <summary>The bound pods as the snapshot needs them: node name and spec.</summary>
+    private List<V1Pod> BoundSpecs(IEnumerable<JsonObject> bound)
+    {
+        var kept = new Dictionary<string, V1PodSpec>(StringComparer.Ordinal);
+        var pods = new List<V1Pod>();
+        foreach (var pod in bound)
+        {
+            var uid = pod.Uid();
+            if (!_boundSpecs.TryGetValue(uid, out var spec))
+            {
+                spec = pod["spec"] is JsonObject json ? KubernetesJson.Deserialize<V1PodSpec>(json.ToJsonString()) : new V1PodSpec();
+            }
+
+            kept[uid] = spec;
+            pods.Add(new V1Pod { Spec = spec });
+        }
+
+        _boundSpecs = kept;
+        return pods;
+    }
 
     private static T Typed<T>(JsonObject obj) => KubernetesJson.Deserialize<T>(obj.ToJsonString());
 

@@ -26,6 +26,12 @@ public sealed partial class NodeIpamController(IObjectStore store, string cluste
             {
                 await SweepAsync(cancellationToken).ConfigureAwait(false);
                 await _kick.WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+
+                // One sweep covers every kick so far: 1,000 nodes registering queued 1,000 sweeps over all nodes.
+                while (_kick.CurrentCount > 0)
+                {
+                    await _kick.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException)
             {

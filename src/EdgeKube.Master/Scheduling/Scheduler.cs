@@ -55,6 +55,36 @@ public static class Scheduler
     /// <summary>Picks a node for a pending pod among the nodes of a <see cref="Snapshot"/>.</summary>
     internal static ScheduleResult Schedule(V1Pod pod, IReadOnlyList<NodeInfo> candidates)
     {
+        var start = 0;
+        return Schedule(pod, candidates, ref start);
+    }
+
+    /// <summary>kube-scheduler's minFeasibleNodesToFind: below this many nodes every node is filtered and scored.</summary>
+    internal const int MinFeasibleNodesToFind = 100;
+
+    /// <summary>
+    /// kube-scheduler's numFeasibleNodesToFind with the default percentageOfNodesToScore (adaptive: 50 % less
+    /// 1 % per 125 nodes, at least 5 %, at least 100 nodes): filtering stops once this many nodes fit, and
+    /// only those are scored. Scoring every node made each decision O(nodes), 10,000 × 100,000 for the target cluster.
+    /// </summary>
+    internal static int NumFeasibleNodesToFind(int nodes)
+    {
+        if (nodes < MinFeasibleNodesToFind)
+        {
+            return nodes;
+        }
+
+        var percentage = Math.Max(5, 50 - (nodes / 125));
+        return Math.Max(MinFeasibleNodesToFind, nodes * percentage / 100);
+    }
+
+    /// <summary>
+    /// As <see cref="Schedule(V1Pod, IReadOnlyList{NodeInfo})"/>, looking at the nodes from
+    /// <paramref name="start"/> on (wrapping), and moving it past the nodes looked at, as kube-scheduler's
+    /// nextStartNodeIndex does, so successive pods are spread over the whole cluster.
+    /// </summary>
+    internal static ScheduleResult Schedule(V1Pod pod, IReadOnlyList<NodeInfo> candidates, ref int start)
+    {
         if (candidates.Count == 0)
         {
             return new ScheduleResult(null, NoNodesAvailableMessage);
@@ -71,8 +101,12 @@ public static class Scheduler
 
         var feasible = new List<NodeInfo>();
         var reasonCounts = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var info in candidates)
+        var wanted = NumFeasibleNodesToFind(candidates.Count);
+        var first = ((start % candidates.Count) + candidates.Count) % candidates.Count;
+        var looked = 0;
+        for (; looked < candidates.Count && feasible.Count < wanted; looked++)
         {
+            var info = candidates[(first + looked) % candidates.Count];
             if (nodeNames is not null && !nodeNames.Contains(info.Name))
             {
                 Count(reasonCounts, ReasonNotInPreFilterResult);
@@ -91,6 +125,7 @@ public static class Scheduler
             }
         }
 
+        start = (first + looked) % candidates.Count;
         if (feasible.Count == 0)
         {
             return new ScheduleResult(null, FitErrorMessage(candidates.Count, reasonCounts));

@@ -44,7 +44,7 @@ internal static class ObjectJson
     public static JsonObject Parse(ReadOnlySpan<byte> utf8) => JsonNode.Parse(utf8)!.AsObject();
 
     /// <summary>Parses a stored object read back from disk; null when it is not a JSON object.</summary>
-    public static JsonObject? TryParseStored(string json, out string? error)
+    public static JsonObject? TryParseStored(ReadOnlySpan<byte> json, out string? error)
     {
         try
         {

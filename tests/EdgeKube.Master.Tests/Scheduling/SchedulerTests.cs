@@ -33,6 +33,53 @@ public class SchedulerTests
         Assert.Equal("pi-1", Scheduler.Schedule(new V1Pod { Spec = new V1PodSpec() }, [Node("pi-1")], []).NodeName);
     }
 
+    // ---- percentageOfNodesToScore (large clusters) ----
+
+    [Theory]
+    [InlineData(50, 50)]
+    [InlineData(100, 100)]
+    [InlineData(150, 100)]
+    [InlineData(1000, 420)]
+    [InlineData(5000, 500)]
+    [InlineData(10000, 500)]
+    public void FeasibleNodesToFind_FollowsKubeSchedulersAdaptivePercentage(int nodes, int expected)
+    {
+        // 50 % less 1 % per 125 nodes, at least 5 %, at least 100 nodes; every node below 100.
+        Assert.Equal(expected, Scheduler.NumFeasibleNodesToFind(nodes));
+    }
+
+    [Fact]
+    public void LargeCluster_StopsOnceEnoughNodesFit_AndTheNextPodStartsWhereTheLastStopped()
+    {
+        var snapshot = Scheduler.Snapshot([.. Enumerable.Range(0, 1000).Select(i => Node($"n{i:D4}"))], []);
+        var start = 0;
+
+        var first = Scheduler.Schedule(Pod(), snapshot, ref start);
+        Assert.Equal(420, start);
+        Assert.InRange(first.NodeName!, "n0000", "n0419");
+
+        var second = Scheduler.Schedule(Pod(), snapshot, ref start);
+        Assert.Equal(840, start);
+        Assert.InRange(second.NodeName!, "n0420", "n0839");
+
+        // Wraps around the end of the list.
+        var third = Scheduler.Schedule(Pod(), snapshot, ref start);
+        Assert.Equal(260, start);
+        Assert.NotNull(third.NodeName);
+    }
+
+    [Fact]
+    public void LargeCluster_WhereNothingFits_StillLooksAtAndReportsEveryNode()
+    {
+        var snapshot = Scheduler.Snapshot([.. Enumerable.Range(0, 1000).Select(i => Cordon(Node($"n{i:D4}")))], []);
+        var start = 500;
+
+        var result = Scheduler.Schedule(Pod(), snapshot, ref start);
+
+        Assert.Null(result.NodeName);
+        Assert.Equal("0/1000 nodes are available: 1000 node(s) were unschedulable.", result.Message);
+    }
+
     // ---- NodeUnschedulable ----
 
     [Fact]

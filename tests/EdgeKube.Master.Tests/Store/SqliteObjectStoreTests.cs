@@ -183,6 +183,41 @@ public sealed class SqliteObjectStoreTests : ObjectStoreContractTests
         Assert.Equal(2, (await store.ListAsync("pods", null)).Items.Count);
     }
 
+    [Fact]
+    public async Task Writes_from_many_threads_each_get_their_own_version_in_order_and_a_failing_one_fails_alone()
+    {
+        // Writers on many threads at once queue up behind the commit in progress and are committed together
+        // (group commit); each must still get its own resourceVersion, watchers must see them in order, and
+        // a write that fails (conflict, already exists) must not take the others of its batch with it.
+        var path = Path.Combine(_dir, "master.db");
+        await using (var store = await SqliteObjectStore.OpenAsync(path))
+        {
+            await CreatePodAsync(store, "default", "existing");
+            await using var watch = store.WatchAsync("pods", null, store.CurrentResourceVersion).GetAsyncEnumerator();
+            var writes = Enumerable.Range(0, 50).Select(i => Task.Run(() => CreatePodAsync(store, "default", $"p{i:D2}"))).ToList();
+            var conflicting = Task.Run(() => store.UpdateAsync(Pod("default", "existing"), PodObject("default", "existing"), expectedResourceVersion: 99));
+            var duplicate = Task.Run(() => CreatePodAsync(store, "default", "existing"));
+
+            var created = await Task.WhenAll(writes);
+            Assert.Equal(StoreErrorKind.Conflict, (await Assert.ThrowsAsync<StoreException>(() => conflicting)).Kind);
+            Assert.Equal(StoreErrorKind.AlreadyExists, (await Assert.ThrowsAsync<StoreException>(() => duplicate)).Kind);
+            var versions = created.Select(o => long.Parse(ResourceVersionOf(o)!, System.Globalization.CultureInfo.InvariantCulture)).Order().ToList();
+            Assert.Equal(Enumerable.Range(2, 50).Select(v => (long)v), versions);
+            Assert.Equal(51, store.CurrentResourceVersion);
+            var seen = new List<long>();
+            for (var i = 0; i < 50; i++)
+            {
+                seen.Add((await NextAsync(watch)).ResourceVersion);
+            }
+
+            Assert.Equal(versions, seen);
+        }
+
+        await using var reopened = await SqliteObjectStore.OpenAsync(path);
+        Assert.Equal(51, reopened.CurrentResourceVersion);
+        Assert.Equal(51, (await reopened.ListAsync("pods", null)).Items.Count);
+    }
+
     private static SqliteConnection OpenRaw(string path)
     {
         var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());

@@ -17,10 +17,12 @@ public static class ControllerLoop
 {
     public static readonly TimeSpan Resync = TimeSpan.FromSeconds(10);
 
-    public static async Task RunAsync(IObjectStore store, TimeProvider time, IReadOnlyList<string> watches, Func<CancellationToken, Task<DateTimeOffset?>> sync, Action<Exception> onError, CancellationToken cancellationToken)
+    /// <param name="wakes">Which changes start a sync (all when null); the resync period still syncs regardless.</param>
+    public static async Task RunAsync(IObjectStore store, TimeProvider time, IReadOnlyList<string> watches, Func<CancellationToken, Task<DateTimeOffset?>> sync, Action<Exception> onError, CancellationToken cancellationToken,
+        Func<WatchEvent, bool>? wakes = null)
     {
         using var kick = new SemaphoreSlim(0, int.MaxValue);
-        var watchers = watches.Select(r => KickOnChangesAsync(store, r, kick, cancellationToken)).ToList();
+        var watchers = watches.Select(r => KickOnChangesAsync(store, r, kick, wakes, cancellationToken)).ToList();
         while (!cancellationToken.IsCancellationRequested)
         {
             try
@@ -66,15 +68,30 @@ public static class ControllerLoop
         await Task.WhenAll(watchers).ConfigureAwait(false);
     }
 
-    private static async Task KickOnChangesAsync(IObjectStore store, string resource, SemaphoreSlim kick, CancellationToken cancellationToken)
+    /// <summary>
+    /// For controllers that act only on objects with owners or finalizers, or on deletions (the garbage
+    /// collector, job tracking): a change to anything else cannot give them work. Without this filter every
+    /// status change of every plain pod made them relist all pods.
+    /// </summary>
+    public static bool OwnedOrFinalizing(WatchEvent e) =>
+        e.Type == WatchEventType.Deleted
+        || e.Object["metadata"] is not JsonObject metadata
+        || metadata["ownerReferences"] is JsonArray { Count: > 0 }
+        || metadata["finalizers"] is JsonArray { Count: > 0 }
+        || metadata["deletionTimestamp"] is not null;
+
+    private static async Task KickOnChangesAsync(IObjectStore store, string resource, SemaphoreSlim kick, Func<WatchEvent, bool>? wakes, CancellationToken cancellationToken)
     {
         while (!cancellationToken.IsCancellationRequested)
         {
             try
             {
-                await foreach (var _ in store.WatchAsync(resource, null, store.CurrentResourceVersion, cancellationToken).ConfigureAwait(false))
+                await foreach (var e in store.WatchAsync(resource, null, store.CurrentResourceVersion, cancellationToken).ConfigureAwait(false))
                 {
-                    kick.Release();
+                    if (wakes is null || wakes(e))
+                    {
+                        kick.Release();
+                    }
                 }
             }
             catch (StoreException)

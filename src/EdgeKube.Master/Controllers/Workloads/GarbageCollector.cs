@@ -15,7 +15,7 @@ public sealed partial class GarbageCollector(ObjectWriter writer, ILogger<Garbag
     public static readonly IReadOnlyList<string> Watches = ["deployments.apps", "replicasets.apps", "daemonsets.apps", "jobs.batch", "pods"];
 
     public Task RunAsync(CancellationToken cancellationToken) =>
-        ControllerLoop.RunAsync(writer.Store, writer.Time, Watches, SyncAllAsync, e => LogSyncFailed(e.Message), cancellationToken);
+        ControllerLoop.RunAsync(writer.Store, writer.Time, Watches, SyncAllAsync, e => LogSyncFailed(e.Message), cancellationToken, ControllerLoop.OwnedOrFinalizing);
 
     /// <summary>One pass over every object that has or may be an owner.</summary>
     public async Task<DateTimeOffset?> SyncAllAsync(CancellationToken cancellationToken)

@@ -50,7 +50,7 @@ public sealed partial class JobController(ObjectWriter writer, EventRecorder eve
     private readonly Dictionary<string, DateTimeOffset> _lastFailure = new(StringComparer.Ordinal);
 
     public Task RunAsync(CancellationToken cancellationToken) =>
-        ControllerLoop.RunAsync(writer.Store, writer.Time, Watches, SyncAllAsync, e => LogSyncFailed(e.Message), cancellationToken);
+        ControllerLoop.RunAsync(writer.Store, writer.Time, Watches, SyncAllAsync, e => LogSyncFailed(e.Message), cancellationToken, ControllerLoop.OwnedOrFinalizing);
 
     /// <summary>One pass over every Job and the pods still carrying the tracking finalizer; returns when a back-off, deadline or TTL ends, if any.</summary>
     public async Task<DateTimeOffset?> SyncAllAsync(CancellationToken cancellationToken)
