@@ -15,7 +15,7 @@ public static class Program
         if (error is not null)
         {
             Console.Error.WriteLine("edgekube-bench: " + error);
-            Console.Error.WriteLine($"usage: bench/run.sh [{string.Join('|', Order)}]... [--runs N] [--window SECONDS] [--nodes 100,1000] [--pods-per-node 10] [--out DIR]");
+            Console.Error.WriteLine($"usage: bench/run.sh [{string.Join('|', Order)}|trace]... [--runs N] [--window SECONDS] [--nodes 100,1000] [--pods-per-node 10] [--out DIR]");
             return 2;
         }
 
@@ -39,6 +39,7 @@ public static class Program
                     "bandwidth" => await Bandwidth.RunAsync(options),
                     "scale" => await Scale.RunAsync(options),
                     "storm" => await Storm.RunAsync(options),
+                    "trace" => await Trace.RunAsync(options),
                     _ => throw new ArgumentException(name),
                 };
                 report.Write(options.OutDir, options.Machine);
@@ -88,7 +89,7 @@ public sealed record BenchOptions
                     case "--nodes": o = o with { Nodes = [.. Next().Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture))] }; break;
                     case "--pods-per-node": o = o with { PodsPerNode = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--out": o = o with { OutDir = Path.GetFullPath(Next()) }; break;
-                    case "footprint" or "startup" or "failure" or "bandwidth" or "scale" or "storm": scenarios.Add(args[i]); break;
+                    case "footprint" or "startup" or "failure" or "bandwidth" or "scale" or "storm" or "trace": scenarios.Add(args[i]); break;
                     default: error = $"unknown argument \"{args[i]}\""; return o;
                 }
             }

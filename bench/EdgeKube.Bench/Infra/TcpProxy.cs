@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 
@@ -17,6 +18,8 @@ public sealed class TcpProxy : IAsyncDisposable
     private long _up;
     private long _down;
     private volatile bool _cut;
+    private long _lastUpTicks;
+    private ConcurrentQueue<(DateTime At, bool Up, int Bytes)>? _chunks;
 
     public TcpProxy(int targetPort)
     {
@@ -34,6 +37,27 @@ public sealed class TcpProxy : IAsyncDisposable
     public long BytesDown => Interlocked.Read(ref _down);
 
     public long Bytes => BytesUp + BytesDown;
+
+    /// <summary>When bytes from an agent were last forwarded to the broker (UTC).</summary>
+    public DateTime LastUp => new(Interlocked.Read(ref _lastUpTicks), DateTimeKind.Utc);
+
+    /// <summary>Starts keeping the time and size of every chunk forwarded (the trace scenario).</summary>
+    public void Record() => _chunks = new ConcurrentQueue<(DateTime, bool, int)>();
+
+    /// <summary>The chunks forwarded since <see cref="Record"/>.</summary>
+    public IReadOnlyList<(DateTime At, bool Up, int Bytes)> Chunks => _chunks is { } c ? [.. c] : [];
+
+    /// <summary>The agents' ends of the open connections (their local ports), to look the sockets up with <c>ss</c>.</summary>
+    public IReadOnlyList<int> ClientPorts
+    {
+        get
+        {
+            lock (_pairs)
+            {
+                return [.. _pairs.Select(p => p.Client.RemoteEndPoint).OfType<IPEndPoint>().Select(e => e.Port)];
+            }
+        }
+    }
 
     public int Connections
     {
@@ -160,6 +184,12 @@ public sealed class TcpProxy : IAsyncDisposable
                     continue;
                 }
 
+                if (isUp)
+                {
+                    Interlocked.Exchange(ref _lastUpTicks, DateTime.UtcNow.Ticks);
+                }
+
+                _chunks?.Enqueue((DateTime.UtcNow, isUp, n));
                 Interlocked.Add(ref isUp ? ref _up : ref _down, n);
                 await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, _stop.Token);
             }

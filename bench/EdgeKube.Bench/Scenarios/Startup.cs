@@ -32,34 +32,39 @@ public static class Startup
         }, stop.Token);
 
         // One warm-up pod: the first sandbox pays for one-off work (CNI bridge creation, image unpack).
-        await MeasureApplyAsync(cluster, running, "warm", 1);
+        await MeasureApplyAsync(cluster, running, "warm", 1, []);
         await MeasureFloorAsync(cluster.Containerd, "warm", 1);
 
         foreach (var batch in new[] { 1, 10, 30 })
         {
             var e2e = new List<double>();
+            var agent = new List<double>();
             var floor = new List<double>();
             // More rounds for the single pod so its p99 means something.
             var rounds = batch == 1 ? Math.Max(o.Runs, 10) : o.Runs;
             for (var run = 0; run < rounds; run++)
             {
                 // Agent path and floor alternate in the same run, so both see the same machine load.
-                e2e.AddRange(await MeasureApplyAsync(cluster, running, $"st{batch}-{run}", batch));
+                e2e.AddRange(await MeasureApplyAsync(cluster, running, $"st{batch}-{run}", batch, agent));
                 floor.AddRange(await MeasureFloorAsync(cluster.Containerd, $"fl{batch}-{run}", batch));
             }
 
             var ratio = Summary.Percentile(e2e, 50) / Summary.Percentile(floor, 50);
+            var agentRatio = Summary.Percentile(agent, 50) / Summary.Percentile(floor, 50);
             var p99 = Summary.Percentile(e2e, 99);
-            var target = batch == 1 ? $"p99 ≤ 1000 ms: {Report.Verdict(p99 <= 1000)}; overhead ≤ 15%: {Report.Verdict(ratio <= 1.15)} (p50 {((ratio - 1) * 100).ToString("+0;-0", CultureInfo.InvariantCulture)}%)"
-                : $"overhead p50 {((ratio - 1) * 100).ToString("+0;-0", CultureInfo.InvariantCulture)}%";
+            var target = batch == 1 ? $"p99 ≤ 1000 ms: {Report.Verdict(p99 <= 1000)}; p50 {Pct(ratio)} over the floor"
+                : $"p50 {Pct(ratio)} over the floor";
             Row(report, batch, "kubectl apply → Running (API)", e2e, target);
+            Row(report, batch, "pod delivered to the agent → Running (API)", agent,
+                batch == 1 ? $"agent ≤ 15% over the floor: {Report.Verdict(agentRatio <= 1.15)} (p50 {Pct(agentRatio)})" : $"p50 {Pct(agentRatio)} over the floor");
             Row(report, batch, "floor: CRI calls direct", floor, "");
-            report.Data[$"batch{batch}"] = new JsonObject { ["e2eMs"] = Json(e2e), ["floorMs"] = Json(floor), ["p50Ratio"] = ratio };
+            report.Data[$"batch{batch}"] = new JsonObject { ["e2eMs"] = Json(e2e), ["agentMs"] = Json(agent), ["floorMs"] = Json(floor), ["p50Ratio"] = ratio, ["agentP50Ratio"] = agentRatio };
         }
 
         await stop.CancelAsync();
         await watch;
         report.Note("Latency per pod: from just before `kubectl apply -f -` is started (so kubectl's own start-up, ~0.1–0.3 s, is included) until a watch on the API delivers the pod with phase Running. A batch of N pods is one apply of a multi-document YAML; every pod's latency is counted.");
+        report.Note("Pod delivered to the agent → Running: from the first bytes the bench's proxy between broker and agent passes to the agent after the apply (the pod's message) until the API watch shows the pod Running. This is what the agent adds to the CRI calls (its own work, the extra CRI calls it makes, its status report) plus the status's short way back through broker, bridge and store; for a batch it counts from the first pod's message. `bench/run.sh trace` breaks a single pod's path down hop by hop.");
         report.Note("Floor: the bench's own CRI client (CriRuntimeClient) calls RunPodSandbox, CreateContainer, StartContainer for each pod (the batch in parallel) on the same containerd, image present; latency from the batch start to StartContainer's return. The agent path additionally has kubectl, the API server, the scheduler, the MQTT bridge, the broker, the agent's own status reporting and the API watch.");
         report.Note("Single-pod rows use max(runs, 10) rounds; percentiles are by nearest rank over all pods measured.");
         return report;
@@ -76,8 +81,12 @@ public static class Startup
         ["p50"] = Summary.Percentile(ms, 50), ["p90"] = Summary.Percentile(ms, 90), ["p99"] = Summary.Percentile(ms, 99), ["max"] = ms.Max(), ["count"] = ms.Count,
     };
 
-    private static async Task<List<double>> MeasureApplyAsync(Cluster cluster, ConcurrentDictionary<string, DateTime> running, string prefix, int count)
+    private static string Pct(double ratio) => ((ratio - 1) * 100).ToString("+0;-0", CultureInfo.InvariantCulture) + "%";
+
+    /// <summary>Applies <paramref name="count"/> pods and returns each one's latency from the apply; adds each one's latency from the pods' delivery to the agent to <paramref name="fromDelivery"/>.</summary>
+    private static async Task<List<double>> MeasureApplyAsync(Cluster cluster, ConcurrentDictionary<string, DateTime> running, string prefix, int count, List<double> fromDelivery)
     {
+        cluster.Proxy.Record();
         var t0 = DateTime.UtcNow;
         await cluster.ApplyAsync(Cluster.PodsYaml(prefix, count));
         await cluster.WaitRunningAsync(prefix, count, TimeSpan.FromMinutes(5));
@@ -87,6 +96,9 @@ public static class Startup
         // The watch may deliver a moment after the list showed Running.
         await Run.UntilAsync(() => Task.FromResult(uids.All(running.ContainsKey)), TimeSpan.FromSeconds(30), "the watch to show every pod Running");
         var result = uids.Select(u => (running[u] - t0).TotalMilliseconds).ToList();
+        // Bigger than a PINGRESP (2 bytes) or PUBACK (4): the pod's PUBLISH.
+        var delivered = cluster.Proxy.Chunks.Where(c => !c.Up && c.At >= t0 && c.Bytes > 4).Select(c => c.At).DefaultIfEmpty(t0).Min();
+        fromDelivery.AddRange(uids.Select(u => (running[u] - delivered).TotalMilliseconds));
         await cluster.DeleteAllPodsAsync(TimeSpan.FromMinutes(3));
         return result;
     }

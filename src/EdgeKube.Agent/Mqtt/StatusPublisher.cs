@@ -3,6 +3,7 @@ using EdgeKube.Agent.Status;
 using EdgeKube.Agent.Store;
 using k8s;
 using k8s.Models;
+using Microsoft.Extensions.Logging;
 
 namespace EdgeKube.Agent.Mqtt;
 
@@ -11,15 +12,17 @@ namespace EdgeKube.Agent.Mqtt;
 /// <c>pods/status</c> update: a Pod with name, namespace, uid and status. When a pod is gone from the
 /// node its status topic is cleared, which is how the master learns that a deletion has finished.
 /// </summary>
-public sealed class StatusPublisher
+public sealed partial class StatusPublisher
 {
     private readonly MqttLink _link;
     private readonly string _nodeName;
     private readonly DesiredPodStore _desired;
     private readonly Dictionary<string, string> _topics = new(StringComparer.Ordinal);
+    private readonly ILogger<StatusPublisher> _logger;
 
-    public StatusPublisher(MqttLink link, string nodeName, DesiredPodStore desired, StatusManager statuses)
+    public StatusPublisher(MqttLink link, string nodeName, DesiredPodStore desired, StatusManager statuses, ILogger<StatusPublisher> logger)
     {
+        _logger = logger;
         _link = link;
         _nodeName = nodeName;
         _desired = desired;
@@ -62,6 +65,7 @@ public sealed class StatusPublisher
             },
             Status = status,
         };
+        LogPublishing(pod.Namespace(), pod.Name(), status.Phase ?? string.Empty);
         return _link.PublishRetainedAsync(topic, Encoding.UTF8.GetBytes(KubernetesJson.Serialize(body)), CancellationToken.None);
     }
 
@@ -81,4 +85,7 @@ public sealed class StatusPublisher
 
         return topic is null ? Task.CompletedTask : _link.PublishRetainedAsync(topic, [], CancellationToken.None);
     }
+
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Debug, Message = "Publishing status of pod {Namespace}/{Name}: {Phase}")]
+    private partial void LogPublishing(string @namespace, string name, string phase);
 }
