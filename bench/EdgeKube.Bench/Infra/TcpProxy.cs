@@ -19,7 +19,7 @@ public sealed class TcpProxy : IAsyncDisposable
     private long _down;
     private volatile bool _cut;
     private long _lastUpTicks;
-    private ConcurrentQueue<(DateTime At, bool Up, int Bytes)>? _chunks;
+    private ConcurrentQueue<Chunk>? _chunks;
 
     public TcpProxy(int targetPort)
     {
@@ -41,11 +41,11 @@ public sealed class TcpProxy : IAsyncDisposable
     /// <summary>When bytes from an agent were last forwarded to the broker (UTC).</summary>
     public DateTime LastUp => new(Interlocked.Read(ref _lastUpTicks), DateTimeKind.Utc);
 
-    /// <summary>Starts keeping the time and size of every chunk forwarded (the trace scenario).</summary>
-    public void Record() => _chunks = new ConcurrentQueue<(DateTime, bool, int)>();
+    /// <summary>Starts keeping every chunk forwarded, with its time and a copy of its bytes (startup and trace scenarios).</summary>
+    public void Record() => _chunks = new ConcurrentQueue<Chunk>();
 
     /// <summary>The chunks forwarded since <see cref="Record"/>.</summary>
-    public IReadOnlyList<(DateTime At, bool Up, int Bytes)> Chunks => _chunks is { } c ? [.. c] : [];
+    public IReadOnlyList<Chunk> Chunks => _chunks is { } c ? [.. c] : [];
 
     /// <summary>The agents' ends of the open connections (their local ports), to look the sockets up with <c>ss</c>.</summary>
     public IReadOnlyList<int> ClientPorts
@@ -189,7 +189,7 @@ public sealed class TcpProxy : IAsyncDisposable
                     Interlocked.Exchange(ref _lastUpTicks, DateTime.UtcNow.Ticks);
                 }
 
-                _chunks?.Enqueue((DateTime.UtcNow, isUp, n));
+                _chunks?.Enqueue(new Chunk(DateTime.UtcNow, isUp, buffer.AsSpan(0, n).ToArray()));
                 Interlocked.Add(ref isUp ? ref _up : ref _down, n);
                 await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, _stop.Token);
             }
@@ -207,4 +207,13 @@ public sealed class TcpProxy : IAsyncDisposable
         _stop.Dispose();
         return ValueTask.CompletedTask;
     }
+}
+
+/// <summary>One read forwarded by the proxy: when, which way (up = agent to broker) and its bytes (MQTT packets, whole or in part).</summary>
+public sealed record Chunk(DateTime At, bool Up, byte[] Data)
+{
+    public int Bytes => Data.Length;
+
+    /// <summary>Whether the chunk holds every one of <paramref name="texts"/> (UTF-8, as MQTT topics and JSON payloads are).</summary>
+    public bool Holds(params string[] texts) => texts.All(t => Data.AsSpan().IndexOf(System.Text.Encoding.UTF8.GetBytes(t)) >= 0);
 }

@@ -29,6 +29,7 @@ public static partial class Trace
         ("agent: container created", Source.Agent, "Created container default/{0}/app"),
         ("agent: container started", Source.Agent, "Started container default/{0}/app"),
         ("agent: status Running published", Source.Agent, "Publishing status of pod default/{0}: Running"),
+        ("proxy: Running status from the agent", Source.ProxyUp, "Running"),
         ("bridge: Running applied", Source.Master, "Status of pod default/{0} from node bench-node applied: Running"),
         ("watch: Running", Source.Watch, "Running"),
     ];
@@ -39,6 +40,7 @@ public static partial class Trace
         Agent,
         Watch,
         ProxyDown,
+        ProxyUp,
     }
 
     public static async Task<Report> RunAsync(BenchOptions o)
@@ -64,12 +66,18 @@ public static partial class Trace
         await cluster.DeleteAllPodsAsync(TimeSpan.FromMinutes(3));
 
         var rounds = Math.Max(o.Runs, 10);
+        var floorCalls = new ConcurrentDictionary<string, ConcurrentBag<double>>(StringComparer.Ordinal);
+        var floorTotal = new List<double>();
         var offsets = Hops.Select(_ => new List<double>()).ToArray();
         var steps = Hops.Select(_ => new List<double>()).ToArray();
         var raw = new JsonArray();
         var criCalls = new Dictionary<string, List<double>>(StringComparer.Ordinal);
         for (var run = 0; run < rounds; run++)
         {
+            // The floor's CRI calls in between, as the startup scenario does, to compare call by call.
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            floorTotal.AddRange(await Startup.MeasureFloorAsync(cluster.Containerd, $"trfl{run}", 1, floorCalls));
+            await Task.Delay(TimeSpan.FromSeconds(2));
             var prefix = $"tr{run}";
             var name = prefix + "-0";
             lines.Clear();
@@ -87,7 +95,8 @@ public static partial class Trace
                 DateTime? at = from switch
                 {
                     Source.Watch => watched.Where(w => w.Name == name && w.What == text).Select(w => (DateTime?)w.At).FirstOrDefault(),
-                    Source.ProxyDown => cluster.Proxy.Chunks.Where(c => !c.Up && c.At > t0 && c.Bytes > 4).Select(c => (DateTime?)c.At).FirstOrDefault(),
+                    Source.ProxyUp => cluster.Proxy.Chunks.Where(c => c.Up && c.At > t0 && c.Holds($"\"name\":\"{name}\"", $"\"phase\":\"{text}\"")).Select(c => (DateTime?)c.At).FirstOrDefault(),
+                    Source.ProxyDown => cluster.Proxy.Chunks.Where(c => !c.Up && c.At > t0 && c.Holds($"\"name\":\"{name}\"")).Select(c => (DateTime?)c.At).FirstOrDefault(),
                     _ => seen.Where(l => l.From == from && l.Line.Contains(text, StringComparison.Ordinal)).Select(l => Stamp(l.Line)).FirstOrDefault(s => s is not null && s >= t0),
                 };
                 if (at is { } a)
@@ -165,6 +174,17 @@ public static partial class Trace
         }
 
         report.Data["criCalls"] = calls;
+        var floorData = new JsonObject();
+        foreach (var (call, bag) in floorCalls.OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            var list = bag.ToList();
+            report.Row($"floor: CRI {call} (the bench's client, between the pods)", "", F(Summary.Percentile(list, 90)), F(Summary.Percentile(list, 50)), list.Count.ToString(CultureInfo.InvariantCulture));
+            floorData[call] = new JsonObject { ["p50"] = Summary.Percentile(list, 50), ["p90"] = Summary.Percentile(list, 90), ["count"] = list.Count };
+        }
+
+        report.Row("floor: the three calls", "", F(Summary.Percentile(floorTotal, 90)), F(Summary.Percentile(floorTotal, 50)), floorTotal.Count.ToString(CultureInfo.InvariantCulture));
+        floorData["total"] = new JsonObject { ["p50"] = Summary.Percentile(floorTotal, 50), ["p90"] = Summary.Percentile(floorTotal, 90) };
+        report.Data["floorCalls"] = floorData;
         report.Data["lastPodLog"] = raw;
         report.Note($"{rounds} single-pod applies, one at a time, after one warm-up pod. Times are from just before `kubectl apply` starts; each hop's median over the pods. \"step\" is the median over the pods of the time from the previous hop to this one.");
         report.Note("CRI rows: the agent's own calls between receiving the pod and publishing it Running, from its Debug log (duration of each gRPC call as the agent sees it); \"step\" there is the median duration, p90 its 90th percentile.");

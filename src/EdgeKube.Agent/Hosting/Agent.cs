@@ -127,7 +127,7 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             link.MessageReceived += mqttSource.HandleAsync;
             var rpc = new RpcServer(link, options.NodeName, new ContainerLogs(desired, statuses, layout), loggers.CreateLogger<RpcServer>());
             link.MessageReceived += rpc.HandleAsync;
-            _ = new StatusPublisher(link, options.NodeName, desired, statuses, loggers.CreateLogger<StatusPublisher>());
+            _ = new StatusPublisher(link, options.NodeName, desired, statuses, time, loggers.CreateLogger<StatusPublisher>());
             if (options.CniConfDir is { Length: > 0 } cniConfDir)
             {
                 var network = new Network.PodNetwork(options.NodeName, link.Topics, cniConfDir, Path.Combine(options.StateDir, "cni", "networks"),

@@ -87,8 +87,9 @@ public sealed partial class StatusManager
             Updates++;
         }
 
-        // Subscribers (the publisher to the master) first, the disk after: the copy on disk only keeps
-        // start and transition times across a restart, and its fsync must not delay the report.
+        // Subscribers (the publisher to the master) first, the disk after, and without fsync: the copy on
+        // disk only keeps start and transition times across a restart (a lost one is recomputed), and
+        // flushing it would put two fsyncs beside every pod start's own disk work.
         StatusChanged?.Invoke(uid, status);
         lock (_lock)
         {
@@ -97,7 +98,7 @@ public sealed partial class StatusManager
             {
                 try
                 {
-                    AtomicFile.WriteAllText(Path.Combine(_dir, uid + ".json"), JsonSerializer.Serialize(new PersistedStatus(uid, json), StoreJsonContext.Default.PersistedStatus));
+                    AtomicFile.WriteAllText(Path.Combine(_dir, uid + ".json"), JsonSerializer.Serialize(new PersistedStatus(uid, json), StoreJsonContext.Default.PersistedStatus), durable: false);
                 }
                 catch (IOException e)
                 {
