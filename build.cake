@@ -5,6 +5,7 @@
 //   --configuration=Release            for Clean and Build
 //   --rids=linux-x64,linux-arm64       for Publish and Package
 //   --image=FILE --join=FILE           for PrepareSdCard (also --deb=FILE, --firstboot=auto|cloud-init|script)
+//   --scenarios=footprint,startup      for Bench (default: every scenario)
 
 var target = Argument("target", "Test");
 var configuration = Argument("configuration", "Release");
@@ -94,7 +95,9 @@ Task("Bench")
     {
         throw new CakeException("bench/run.sh not found: there are no benchmarks to run yet.");
     }
-    Run("bash", "bench/run.sh");
+    // --scenarios=footprint,startup runs those only (bench/run.sh takes the same names); the default runs them all.
+    var scenarios = Argument("scenarios", "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    Run("bash", string.Join(" ", new[] { "bench/run.sh" }.Concat(scenarios)));
 });
 
 Task("Default")

@@ -20,6 +20,8 @@ bash scripts/install-build-deps.sh
 
 echo "==> building"
 dotnet build EdgeKube.sln -c Release
+# Cake.Tool from the tool manifest: the deployment tests drive build.cake's Package and PrepareSdCard targets.
+dotnet tool restore
 
 # Before the tests: the published binaries are under test too (the arm64 agent runs under qemu and
 # joins a master; the .debs and release tarballs are built from them). Fails on any trim/AOT warning.

@@ -175,7 +175,55 @@ public static partial class Program
             Console.Out.WriteLine($"node {name}: credentials revoked");
             return 0;
         });
-        root.Subcommands.Add(new Command("node", "Manage node credentials") { add, remove });
+        var identifyFor = new Option<string>("--for") { Description = "How long the LEDs flash: a Go duration such as 30s or 2m", DefaultValueFactory = _ => "30s" };
+        var identifyStop = new Option<bool>("--stop") { Description = "Stop an identify that is running" };
+        var identify = new Command("identify", "Flash the node's LEDs so a person finds the board (sets the edgekube.io/identify annotation through the running master's API)") { nodeName, identifyFor, identifyStop };
+        identify.SetAction(async (result, cancellationToken) =>
+        {
+            var name = result.GetValue(nodeName)!;
+            var duration = result.GetValue(identifyFor)!;
+            var stop = result.GetValue(identifyStop);
+            if (!stop && Controllers.IdentifyController.Parse(duration) is null)
+            {
+                await Console.Error.WriteLineAsync($"edgekube-master: invalid setting --for: \"{duration}\" is not a duration between 1ms and 24h such as 30s or 2m").ConfigureAwait(false);
+                return 2;
+            }
+
+            using var api = AdminApiClient.Open(Path.GetFullPath(result.GetValue(dataDir)!), out var error);
+            if (api is null)
+            {
+                await Console.Error.WriteLineAsync("edgekube-master: " + error).ConfigureAwait(false);
+                return 1;
+            }
+
+            // Clearing the end stamp makes the master start afresh even when the duration is the one already set.
+            var value = stop ? "null" : JsonSerializer.Serialize(duration, MasterJson.Default.String);
+            var patch = "{\"metadata\":{\"annotations\":{\"" + Protocol.NodeKeys.Identify + "\":" + value + ",\"" + Protocol.NodeKeys.IdentifyUntil + "\":null}}}";
+            try
+            {
+                var (status, body) = await api.MergePatchAsync("/api/v1/nodes/" + Uri.EscapeDataString(name), patch, cancellationToken).ConfigureAwait(false);
+                if (status == 404)
+                {
+                    await Console.Error.WriteLineAsync($"edgekube-master: node \"{name}\" not found").ConfigureAwait(false);
+                    return 1;
+                }
+
+                if (status is < 200 or > 299)
+                {
+                    await Console.Error.WriteLineAsync($"edgekube-master: the API server answered {status}: {body}").ConfigureAwait(false);
+                    return 1;
+                }
+            }
+            catch (HttpRequestException e)
+            {
+                await Console.Error.WriteLineAsync($"edgekube-master: cannot reach the master's API server: {e.Message}").ConfigureAwait(false);
+                return 1;
+            }
+
+            await Console.Out.WriteLineAsync(stop ? $"node {name}: identify stopped" : $"node {name}: LEDs flash for {duration}").ConfigureAwait(false);
+            return 0;
+        });
+        root.Subcommands.Add(new Command("node", "Manage node credentials; identify a node") { add, remove, identify });
 
         var mosquitto = new Option<string>("--mosquitto") { Description = "Directory to write mosquitto's password, ACL and config files into", Required = true };
         var mqttPort = new Option<int>("--port") { Description = "Port mosquitto listens on", DefaultValueFactory = _ => 1883 };

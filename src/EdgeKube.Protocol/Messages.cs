@@ -83,10 +83,41 @@ public sealed record RouteTable(
     [property: JsonPropertyName("clusterCIDR")] string ClusterCidr,
     [property: JsonPropertyName("routes")] IReadOnlyList<NodeRoute> Routes);
 
+/// <summary>
+/// On <c>nodes/{node}/identify</c>, retained, while <c>kubectl annotate node NAME edgekube.io/identify=30s</c>
+/// is in force: flash the LEDs for <paramref name="Seconds"/> from when it arrives (boards' clocks are not
+/// trusted). <paramref name="Until"/> is the master's end time, when it clears the topic (an empty payload:
+/// stop). A node handles a payload once: the same one again (a reconnect) changes nothing.
+/// </summary>
+public sealed record IdentifyRequest(
+    [property: JsonPropertyName("duration")] string Duration,
+    [property: JsonPropertyName("seconds")] double Seconds,
+    [property: JsonPropertyName("until")] DateTimeOffset Until);
+
+/// <summary>The node's labels and annotations that the protocol gives a meaning (docs/agent.md, docs/protocol.md).</summary>
+public static class NodeKeys
+{
+    /// <summary>Annotation set by a person: flash the board's LEDs for this Go duration.</summary>
+    public const string Identify = "edgekube.io/identify";
+
+    /// <summary>Annotation the master sets while an identify runs: when it ends (RFC 3339).</summary>
+    public const string IdentifyUntil = "edgekube.io/identify-until";
+
+    /// <summary>Annotation the node reports: its sensors, readings and errors as a JSON array (the structured form).</summary>
+    public const string Sensors = "edgekube.io/sensors";
+
+    /// <summary>Label prefix the node reports, one label per sensor present: <c>sensors.edgekube.io/{sensor}</c> = its type.</summary>
+    public const string SensorLabelPrefix = "sensors.edgekube.io/";
+
+    /// <summary>The prefix of a sensor's annotations: <c>edgekube.io/{sensor}.{quantity}</c> and <c>edgekube.io/{sensor}.error</c>.</summary>
+    public static string SensorAnnotationPrefix(string sensor) => $"edgekube.io/{sensor}.";
+}
+
 /// <summary>Source-generated JSON for the protocol's own messages (trimming- and AOT-safe).</summary>
 [JsonSerializable(typeof(LogsRequest))]
 [JsonSerializable(typeof(LogsReply))]
 [JsonSerializable(typeof(PodIndex))]
 [JsonSerializable(typeof(Lease))]
 [JsonSerializable(typeof(RouteTable))]
+[JsonSerializable(typeof(IdentifyRequest))]
 public sealed partial class ProtocolJson : JsonSerializerContext;

@@ -33,10 +33,13 @@ public sealed class Topics(string prefix = Topics.DefaultPrefix)
     /// <summary>Node → master, retained, QoS 0: the heartbeat with the digest of the node's last status.</summary>
     public string Lease(string node) => $"{Node(node)}/lease";
 
+    /// <summary>Master → node, retained: flash the LEDs (<see cref="IdentifyRequest"/>); empty = stop.</summary>
+    public string Identify(string node) => $"{Node(node)}/identify";
+
     /// <summary>The master asks the node to publish its status again (its copy differs from the lease's digest); no reply.</summary>
     public const string ResendStatus = "status";
 
-    /// <summary>Requests to the node (logs, identify, <see cref="ResendStatus"/>), MQTT 5 request/response.</summary>
+    /// <summary>Requests to the node (logs, <see cref="ResendStatus"/>), MQTT 5 request/response.</summary>
     public string Rpc(string node, string method) => $"{Node(node)}/rpc/{method}";
 
     /// <summary>Node → master: replies to rpc requests (the request's MQTT 5 response topic lies here).</summary>
@@ -48,9 +51,9 @@ public sealed class Topics(string prefix = Topics.DefaultPrefix)
     /// <summary>Master → all, retained: cluster-wide data.</summary>
     public string Cluster(string what) => $"{Prefix}/cluster/{what}";
 
-    /// <summary>What a node subscribes to: its pods (two levels below pods/), its index, its spec, its rpc, the cluster.</summary>
+    /// <summary>What a node subscribes to: its pods (two levels below pods/), its index, its spec, identify, its rpc, the cluster.</summary>
     public IReadOnlyList<string> NodeSubscriptions(string node) =>
-        [$"{Node(node)}/pods/+/+", PodIndex(node), NodeSpec(node), $"{Node(node)}/rpc/#", $"{Prefix}/cluster/#"];
+        [$"{Node(node)}/pods/+/+", PodIndex(node), NodeSpec(node), Identify(node), $"{Node(node)}/rpc/#", $"{Prefix}/cluster/#"];
 
     /// <summary>Parses a node topic into (node, rest) when it is one.</summary>
     public bool TryParseNodeTopic(string topic, out string node, out string[] rest)

@@ -107,6 +107,36 @@ public abstract class BrokerAclTests : IAsyncLifetime
         await board1.DisconnectAsync();
     }
 
+    [Fact]
+    public async Task Identify_reaches_only_its_node_and_no_node_can_send_one()
+    {
+        var (master, masterSeen) = await ConnectAsync(NodeAcl.MasterUser, MasterPassword);
+        var (board1, board1Seen) = await ConnectAsync("board-1", Board1Password);
+        var (board2, board2Seen) = await ConnectAsync("board-2", Board2Password);
+        Assert.Equal(MqttClientSubscribeResultCode.GrantedQoS1, await Subscribe(master, $"{Prefix}/nodes/+/identify"));
+        Assert.Equal(MqttClientSubscribeResultCode.GrantedQoS1, await Subscribe(board1, $"{Prefix}/nodes/board-1/identify"));
+        Assert.Equal(MqttClientSubscribeResultCode.GrantedQoS1, await Subscribe(board2, $"{Prefix}/nodes/board-2/#"));
+        var peek = await Subscribe(board2, $"{Prefix}/nodes/board-1/identify");
+        if (RefusesForeignSubscriptions)
+        {
+            Assert.Equal(MqttClientSubscribeResultCode.NotAuthorized, peek);
+        }
+
+        // A node may not make itself or another node flash: only the master's requests go out.
+        await Publish(board1, $"{Prefix}/nodes/board-1/identify", "forged-1");
+        await Publish(board1, $"{Prefix}/nodes/board-2/identify", "forged-2");
+        await Publish(master, $"{Prefix}/nodes/board-1/identify", "identify-1");
+        await Until(() => Has(board1Seen, $"{Prefix}/nodes/board-1/identify=identify-1") && Has(masterSeen, "identify-1"));
+        await Task.Delay(500);
+        Assert.False(Has(masterSeen, "forged"));
+        Assert.False(Has(board1Seen, "forged"));
+        Assert.False(Has(board2Seen, "forged"));
+        Assert.False(Has(board2Seen, "identify-1"));
+        await master.DisconnectAsync();
+        await board1.DisconnectAsync();
+        await board2.DisconnectAsync();
+    }
+
     [Theory]
     [InlineData("", "")]
     [InlineData("board-1", "wrong")]

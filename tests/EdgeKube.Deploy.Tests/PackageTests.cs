@@ -4,8 +4,9 @@ using Xunit.Abstractions;
 namespace EdgeKube.Deploy.Tests;
 
 /// <summary>
-/// Builds the .debs and release tarballs once (scripts/package-deb.sh) from what scripts/publish.sh
-/// published; publishes first when that has not happened (scripts/test.sh publishes before the tests).
+/// Builds the .debs and release tarballs once through build.cake's Package target (which runs
+/// scripts/package-deb.sh) from what scripts/publish.sh published. With everything published (scripts/test.sh
+/// publishes before the tests) the target runs alone (--exclusive); otherwise with its Publish dependency.
 /// </summary>
 public sealed class PackagesFixture : IAsyncLifetime
 {
@@ -21,17 +22,18 @@ public sealed class PackagesFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var missing = Rids.Where(r => !File.Exists(Repo.PathOf("artifacts", "publish", r, "edgekube-agent"))
-            || !File.Exists(Repo.PathOf("artifacts", "publish", r, "master", "edgekube-master"))).ToArray();
-        if (missing.Length > 0)
-        {
-            var (publishCode, publishOutput) = await Repo.RunAsync("bash", ["scripts/publish.sh", .. missing], timeout: TimeSpan.FromMinutes(40));
-            Assert.True(publishCode == 0, "scripts/publish.sh failed:\n" + publishOutput);
-        }
-
-        var (code, output) = await Repo.RunAsync("bash", ["scripts/package-deb.sh", .. Rids], timeout: TimeSpan.FromMinutes(30));
+        var published = Rids.All(r => File.Exists(Repo.PathOf("artifacts", "publish", r, "edgekube-agent"))
+            && File.Exists(Repo.PathOf("artifacts", "publish", r, "master", "edgekube-master")));
+        // Cake.Tool comes from the repository's tool manifest (.config/dotnet-tools.json), as the README says.
+        await Repo.MustRunAsync("dotnet", "tool", "restore");
+        string[] cake = ["cake", "--target=Package", "--rids=" + string.Join(',', Rids), .. published ? new[] { "--exclusive" } : []];
+        var (code, output) = await Repo.RunAsync("dotnet", cake, timeout: TimeSpan.FromMinutes(published ? 30 : 70));
         Output = output;
-        Assert.True(code == 0, "scripts/package-deb.sh failed:\n" + output);
+        Assert.True(code == 0, "dotnet " + string.Join(' ', cake) + " failed:\n" + output);
+        // Cake colours its console output; the words are what matter.
+        var plain = Regex.Replace(output, @"\x1b\[[0-9;]*m", "");
+        Assert.Contains("> bash scripts/package-deb.sh linux-x64 linux-arm64", plain);
+        Assert.Matches(@"(?m)^\s*Package\s+\S+\s+Succeeded", plain);
     }
 
     public Task DisposeAsync() => Task.CompletedTask;

@@ -87,6 +87,11 @@ public sealed record BoardConfig
                 errors.Add($"{where}.interval: must be at least 10ms");
             }
 
+            if (s.AbsentAfter is { } absentAfter && absentAfter <= TimeSpan.Zero)
+            {
+                errors.Add($"{where}.absentAfter: must be positive");
+            }
+
             if (s.Delta is < 0)
             {
                 errors.Add($"{where}.delta: must not be negative");
@@ -172,6 +177,10 @@ public sealed record SensorConfig
     /// <summary>A reading is sent at least this often even when quiet.</summary>
     [JsonConverter(typeof(DurationConverter))]
     public TimeSpan? Refresh { get; init; }
+
+    /// <summary>A sensor failing for this long counts as absent: its node label is removed (default 5m).</summary>
+    [JsonConverter(typeof(DurationConverter))]
+    public TimeSpan? AbsentAfter { get; init; }
 
     /// <summary>GPIO inputs: a level must hold this long to count.</summary>
     [JsonConverter(typeof(DurationConverter))]
@@ -262,7 +271,7 @@ public sealed class DurationConverter : JsonConverter<TimeSpan?>
     public override void Write(Utf8JsonWriter writer, TimeSpan? value, JsonSerializerOptions options) =>
         writer.WriteStringValue(value is { } v ? $"{v.TotalMilliseconds.ToString(CultureInfo.InvariantCulture)}ms" : null);
 
-    /// <summary>Parses <c>1h30m</c>, <c>500ms</c>, <c>10s</c>, <c>2.5s</c>; null when it is not a duration.</summary>
+    /// <summary>Parses a Go duration (<c>1h30m</c>, <c>500ms</c>, <c>10s</c>, <c>2.5s</c>) or a bare number of seconds; null when it is neither or negative.</summary>
     public static TimeSpan? Parse(string? text)
     {
         if (string.IsNullOrWhiteSpace(text))
@@ -270,42 +279,11 @@ public sealed class DurationConverter : JsonConverter<TimeSpan?>
             return null;
         }
 
-        var total = TimeSpan.Zero;
-        var i = 0;
-        while (i < text.Length)
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds))
         {
-            var start = i;
-            while (i < text.Length && (char.IsAsciiDigit(text[i]) || text[i] == '.'))
-            {
-                i++;
-            }
-
-            if (start == i || !double.TryParse(text[start..i], NumberStyles.Float, CultureInfo.InvariantCulture, out var number))
-            {
-                return null;
-            }
-
-            var unitStart = i;
-            while (i < text.Length && char.IsAsciiLetter(text[i]))
-            {
-                i++;
-            }
-
-            total += text[unitStart..i] switch
-            {
-                "ms" => TimeSpan.FromMilliseconds(number),
-                "s" => TimeSpan.FromSeconds(number),
-                "" when i == text.Length => TimeSpan.FromSeconds(number),
-                "m" => TimeSpan.FromMinutes(number),
-                "h" => TimeSpan.FromHours(number),
-                _ => TimeSpan.MinValue,
-            };
-            if (total < TimeSpan.Zero)
-            {
-                return null;
-            }
+            return double.IsFinite(seconds) && seconds >= 0 && seconds < TimeSpan.MaxValue.TotalSeconds ? TimeSpan.FromSeconds(seconds) : null;
         }
 
-        return total;
+        return EdgeKube.Protocol.GoDuration.TryParse(text, out var duration) && duration >= TimeSpan.Zero ? duration : null;
     }
 }

@@ -48,7 +48,7 @@ public static class SensorFactory
             SensorKind.GpioInput => () => new GpioInputSensor(buses.Gpio, s.Pin!.Value, s.ActiveLow ?? false, s.Debounce ?? TimeSpan.FromMilliseconds(50), time),
             _ => throw new ArgumentOutOfRangeException(nameof(s)),
         };
-        return new SensorSpec(s.Name!, kind, interval, s.Delta, s.Refresh ?? TimeSpan.FromMinutes(5), open);
+        return new SensorSpec(s.Name!, kind, interval, s.Delta, s.Refresh ?? TimeSpan.FromMinutes(5), open) { AbsentAfter = s.AbsentAfter ?? SensorHub.DefaultAbsentAfter };
     }
 }
 

@@ -128,6 +128,8 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             var rpc = new RpcServer(link, options.NodeName, new ContainerLogs(desired, statuses, layout), loggers.CreateLogger<RpcServer>());
             link.MessageReceived += rpc.HandleAsync;
             _ = new StatusPublisher(link, options.NodeName, desired, statuses, time, loggers.CreateLogger<StatusPublisher>());
+            var identify = new Board.Leds.IdentifyListener(link.Topics, options.NodeName, () => Leds, loggers.CreateLogger<Board.Leds.IdentifyListener>());
+            link.MessageReceived += identify.HandleAsync;
             if (options.CniConfDir is { Length: > 0 } cniConfDir)
             {
                 var network = new Network.PodNetwork(options.NodeName, link.Topics, cniConfDir, Path.Combine(options.StateDir, "cni", "networks"),
@@ -139,8 +141,9 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             var reporter = new NodeReporter(link, monitor, options.NodeName, time, loggers.CreateLogger<NodeReporter>())
             {
                 LeaseDuration = options.NodeLeaseDuration,
+                // The first report carries every sensor's first reading: the master drops the sensor keys a report lacks.
+                ReadyToReport = sensors.FirstRound,
             };
-            loops.Add(link.RunAsync(stoppingToken));
             loops.Add(reporter.RunAsync(stoppingToken));
             loops.Add(HoldLinkWhileHungAsync(link, stoppingToken));
             LogBroker(broker.Url.ToString());
@@ -150,6 +153,12 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         if (leds is not null)
         {
             loops.Add(leds.RunAsync(stoppingToken));
+        }
+
+        if (link is not null)
+        {
+            // Connected once everything that handles its messages (the LED board for identify) is there.
+            loops.Add(link.RunAsync(stoppingToken));
         }
 
         // Every source has reported: what the runtime holds beyond this is an orphan.

@@ -1,3 +1,4 @@
+using EdgeKube.Agent.Json;
 using System.Text;
 using EdgeKube.Agent.Status;
 using EdgeKube.Agent.Store;
@@ -97,7 +98,7 @@ public sealed partial class StatusPublisher
             Status = status,
         };
         LogPublishing(pod.Namespace(), pod.Name(), status.Phase ?? string.Empty);
-        return _link.PublishRetainedAsync(topic, Encoding.UTF8.GetBytes(KubernetesJson.Serialize(body)), CancellationToken.None);
+        return _link.PublishRetainedAsync(topic, Encoding.UTF8.GetBytes(KubeJson.Serialize(body)), CancellationToken.None);
     }
 
     private Task ClearAsync(string uid)

@@ -1,3 +1,4 @@
+using EdgeKube.Agent.Json;
 using System.Runtime.InteropServices;
 using EdgeKube.Agent.Cri;
 using EdgeKube.Agent.Hosting;
@@ -83,7 +84,7 @@ public sealed partial class NodeMonitor(
         lock (_lock)
         {
             node = Build();
-            json = KubernetesJson.Serialize(node);
+            json = KubeJson.Serialize(node);
             if (json == _lastJson)
             {
                 return;

@@ -1,3 +1,4 @@
+using EdgeKube.Agent.Json;
 using System.Text;
 using System.Text.Json;
 using EdgeKube.Agent.Mqtt;
@@ -35,8 +36,25 @@ public sealed partial class NodeReporter(MqttLink link, NodeMonitor monitor, str
     /// <summary>The digest of the status last published (what the lease carries); null before the first.</summary>
     public string? LastDigest => _lastDigest;
 
+    /// <summary>Reporting starts once this completes, or after <see cref="MaxReportDelay"/>.</summary>
+    public Task ReadyToReport { get; init; } = Task.CompletedTask;
+
+    public static readonly TimeSpan MaxReportDelay = TimeSpan.FromSeconds(10);
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        try
+        {
+            await ReadyToReport.WaitAsync(MaxReportDelay, time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            LogReportDelayed(MaxReportDelay.TotalSeconds);
+        }
+
+        // The node as it is now, not as sampled before the wait.
+        await monitor.SampleAsync().ConfigureAwait(false);
+
         link.Connected += async () =>
         {
             // Republished on every connect, with a lease at once: a master whose broker lost the retained
@@ -86,7 +104,7 @@ public sealed partial class NodeReporter(MqttLink link, NodeMonitor monitor, str
         await _publish.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var json = KubernetesJson.Serialize(node);
+            var json = KubeJson.Serialize(node);
             if (json == _lastJson)
             {
                 return;
@@ -111,10 +129,13 @@ public sealed partial class NodeReporter(MqttLink link, NodeMonitor monitor, str
         }
     }
 
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "Not every sensor has been read after {Seconds} s; reporting the node without waiting longer")]
+    private partial void LogReportDelayed(double seconds);
+
     [LoggerMessage(EventId = 1200, Level = LogLevel.Debug, Message = "Node {Node} status published: Ready={Ready} ({Reason})")]
     private partial void LogReported(string node, string ready, string reason);
 
-    [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Node {Node}: the master's copy of the status is not the last one published; publishing it again")]
+    [LoggerMessage(EventId = 1202, Level = LogLevel.Information, Message = "Node {Node}: the master's copy of the status is not the last one published; publishing it again")]
     private partial void LogResend(string node);
 }
 

@@ -1,3 +1,4 @@
+using EdgeKube.Agent.Json;
 using System.Globalization;
 using System.Text;
 using k8s;
@@ -23,7 +24,7 @@ public static class PodHashes
         return result;
     }
 
-    public static string Of(V1Container container) => Fnv1a(KubernetesJson.Serialize(container));
+    public static string Of(V1Container container) => Fnv1a(KubeJson.Serialize(container));
 
     public static string Fnv1a(string text)
     {

@@ -1,3 +1,4 @@
+using EdgeKube.Agent.Json;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -57,7 +58,7 @@ public static class PodManifest
 
         try
         {
-            return KubernetesJson.Deserialize<V1Pod>(json)
+            return KubeJson.DeserializePod(json)
                 ?? throw new InvalidPodException("manifest is empty");
         }
         catch (JsonException e)

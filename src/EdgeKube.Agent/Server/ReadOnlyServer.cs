@@ -1,3 +1,4 @@
+using EdgeKube.Agent.Json;
 using System.Globalization;
 using System.Net;
 using System.Text;
@@ -75,7 +76,7 @@ public sealed partial class ReadOnlyServer(
                 : path switch
                 {
                     "/healthz" => Healthz(),
-                    "/pods" or "/pods/" => (200, "application/json", KubernetesJson.Serialize(PodList())),
+                    "/pods" or "/pods/" => (200, "application/json", KubeJson.Serialize(PodList())),
                     "/metrics" or "/metrics/resource" => (200, "text/plain; version=0.0.4", Metrics()),
                     "/stats/summary" => (200, "application/json", Node.UsageCollector.Summary(Monitor?.Current?.Metadata.Name ?? string.Empty, Usage?.Last)),
                     _ => (404, "text/plain", "404 page not found\n"),
@@ -113,7 +114,7 @@ public sealed partial class ReadOnlyServer(
         var items = new List<V1Pod>();
         foreach (var d in desired.All().OrderBy(d => d.Key, StringComparer.Ordinal))
         {
-            var pod = KubernetesJson.Deserialize<V1Pod>(KubernetesJson.Serialize(d.Pod));
+            var pod = KubeJson.Clone(d.Pod);
             // Not yet through its first worker turn: kubelet's initial status, every container waiting.
             pod.Status = statuses.Get(d.Uid) ?? PodStatusComputer.Compute(d.Pod, ObservedPod.Empty(d.Uid), new PodSyncNotes(), null, null, time.GetUtcNow());
             items.Add(pod);

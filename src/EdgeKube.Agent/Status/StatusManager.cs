@@ -1,3 +1,4 @@
+using EdgeKube.Agent.Json;
 using System.Text.Json;
 using EdgeKube.Agent.Store;
 using k8s;
@@ -42,7 +43,7 @@ public sealed partial class StatusManager
             {
                 var record = JsonSerializer.Deserialize(File.ReadAllText(file), StoreJsonContext.Default.PersistedStatus)
                     ?? throw new JsonException("empty");
-                var status = KubernetesJson.Deserialize<V1PodStatus>(record.Status) ?? throw new JsonException("empty status");
+                var status = KubeJson.DeserializePodStatus(record.Status) ?? throw new JsonException("empty status");
                 lock (_lock)
                 {
                     _statuses[record.Uid] = (status, record.Status);
@@ -75,7 +76,7 @@ public sealed partial class StatusManager
     /// <summary>Sets a pod's status; returns true when it changed.</summary>
     public bool Set(string uid, V1PodStatus status)
     {
-        var json = KubernetesJson.Serialize(status);
+        var json = KubeJson.Serialize(status);
         lock (_lock)
         {
             if (_statuses.TryGetValue(uid, out var old) && old.Json == json)

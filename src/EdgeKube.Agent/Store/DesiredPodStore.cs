@@ -1,3 +1,4 @@
+using EdgeKube.Agent.Json;
 using System.Text.Json;
 using EdgeKube.Agent.Pods;
 using k8s;
@@ -109,8 +110,8 @@ public sealed partial class DesiredPodStore
 
             foreach (var pod in pods)
             {
-                var json = KubernetesJson.Serialize(pod);
-                if (_pods.TryGetValue(pod.Uid(), out var old) && KubernetesJson.Serialize(old.Pod) == json)
+                var json = KubeJson.Serialize(pod);
+                if (_pods.TryGetValue(pod.Uid(), out var old) && KubeJson.Serialize(old.Pod) == json)
                 {
                     continue;
                 }

@@ -43,6 +43,9 @@ public sealed partial class ApiServer(
     private readonly ObjectWriter _writer = new(store, time);
     private WebApplication? _app;
 
+    /// <summary>What <c>/metrics</c> serves; 404 when null.</summary>
+    public MasterMetrics? Metrics { get; init; }
+
     /// <summary>The URL clients use, with the port actually bound.</summary>
     public string Url { get; private set; } = string.Empty;
 
@@ -142,6 +145,12 @@ public sealed partial class ApiServer(
             case ["healthz" or "livez" or "readyz"]:
                 context.Response.ContentType = "text/plain";
                 await context.Response.WriteAsync("ok", context.RequestAborted).ConfigureAwait(false);
+                return;
+            case ["metrics"] when Metrics is not null && method == "GET":
+                // Behind the bearer token like everything else, as kube-apiserver's own /metrics.
+                var metrics = await Metrics.RenderAsync(context.RequestAborted).ConfigureAwait(false);
+                context.Response.ContentType = MasterMetrics.ContentType;
+                await context.Response.WriteAsync(metrics, context.RequestAborted).ConfigureAwait(false);
                 return;
             case ["api"]:
                 await WriteJsonAsync(context, ApiResources.ApiVersions(Url.Replace("https://", string.Empty, StringComparison.Ordinal))).ConfigureAwait(false);
@@ -529,6 +538,13 @@ public sealed partial class ApiServer(
             {
                 meta.Remove(field);
             }
+        }
+
+        if (old["deletionTimestamp"] is not null && target.Subresource != "status"
+            && ObjectWriter.Finalizers(updated).Except(ObjectWriter.Finalizers(current), StringComparer.Ordinal).ToList() is { Count: > 0 } added)
+        {
+            // Finalizers may only go from an object being deleted, or it might never go.
+            throw ApiError.Invalid(target.Resource, target.Name!, [$"metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{string.Join(", ", added.Select(f => $"\"{f}\""))}}}"]);
         }
 
         updated["apiVersion"] = target.Resource.ApiVersion;

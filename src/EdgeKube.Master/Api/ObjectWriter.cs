@@ -147,7 +147,9 @@ public sealed class ObjectWriter(IObjectStore store, TimeProvider time)
                     return current;
                 }
 
-                var seconds = grace ?? current["spec"]?["terminationGracePeriodSeconds"]?.GetValue<long>() ?? 30;
+                // A number parsed from JSON is a long, one defaulted in this process an int.
+                var seconds = grace ?? (current["spec"]?["terminationGracePeriodSeconds"] is JsonValue g
+                    ? (g.TryGetValue<long>(out var l) ? l : g.TryGetValue<int>(out var i) ? i : 30) : 30);
                 meta["deletionTimestamp"] = ObjectMeta.Time(time.GetUtcNow().AddSeconds(seconds));
                 meta["deletionGracePeriodSeconds"] = seconds;
                 return await store.UpdateAsync(key, current, current.ResourceVersion(), cancellationToken).ConfigureAwait(false);
@@ -186,6 +188,12 @@ public sealed class ObjectWriter(IObjectStore store, TimeProvider time)
             {
                 var meta = current.Metadata();
                 meta["finalizers"] = new JsonArray([.. finalizers.Select(f => (JsonNode)f)]);
+                if (resource.Kind == "Pod")
+                {
+                    // Unbound, or deleted with grace 0: nothing is left to stop, so the pod only waits for its finalizers.
+                    return await FinishPodAsync(store, time, key, current, cancellationToken).ConfigureAwait(false);
+                }
+
                 meta["deletionTimestamp"] ??= ObjectMeta.Time(time.GetUtcNow());
                 meta["deletionGracePeriodSeconds"] ??= 0;
                 return await store.UpdateAsync(key, current, current.ResourceVersion(), cancellationToken).ConfigureAwait(false);
@@ -199,10 +207,14 @@ public sealed class ObjectWriter(IObjectStore store, TimeProvider time)
         }
     }
 
-    /// <summary>After an update: an object marked for deletion whose last finalizer is gone is removed, as the API server does.</summary>
+    /// <summary>
+    /// After an update: an object marked for deletion whose last finalizer is gone is removed, as the API server
+    /// does; a pod only once nothing runs it any more (its node finished with it, or it was never bound).
+    /// </summary>
     public async Task<JsonObject> RemoveIfReleasedAsync(ObjectKey key, JsonObject updated, CancellationToken cancellationToken)
     {
-        if (updated.Metadata()["deletionTimestamp"] is null || Finalizers(updated).Count > 0 || updated.Str("kind") is "Pod" or "Namespace")
+        if (updated.Metadata()["deletionTimestamp"] is null || Finalizers(updated).Count > 0 || updated.Str("kind") == "Namespace"
+            || (updated.Str("kind") == "Pod" && !IsStopped(updated)))
         {
             return updated;
         }
@@ -217,6 +229,88 @@ public sealed class ObjectWriter(IObjectStore store, TimeProvider time)
             return updated;
         }
     }
+
+    /// <summary>
+    /// A pod's node has stopped it for good (kubelet's final delete with grace period 0), or nothing will ever run
+    /// it (never bound, its node gone, a forced delete): the pod is removed, unless finalizers hold it. Then it stays,
+    /// marked with deletionGracePeriodSeconds 0 and, if it never reached one, the terminal phase Failed (as kubelet
+    /// reports a pod it killed), until an update removes the last finalizer (see <see cref="RemoveIfReleasedAsync"/>).
+    /// Throws <see cref="StoreException"/> when the pod changed meanwhile.
+    /// </summary>
+    public static async Task<JsonObject> FinishPodAsync(IObjectStore store, TimeProvider time, ObjectKey key, JsonObject pod, CancellationToken cancellationToken)
+    {
+        if (Finalizers(pod).Count == 0)
+        {
+            return await store.DeleteAsync(key, pod.ResourceVersion(), cancellationToken).ConfigureAwait(false);
+        }
+
+        var meta = pod.Metadata();
+        var terminal = pod["status"]?["phase"]?.GetValue<string>() is "Succeeded" or "Failed";
+        if (meta["deletionTimestamp"] is not null && GraceZero(pod) && terminal)
+        {
+            // Already marked so: held by its finalizers.
+            return pod;
+        }
+
+        var now = time.GetUtcNow();
+        if (meta["deletionTimestamp"] is null || ObjectMeta.ParseTime(meta.Str("deletionTimestamp")) > now)
+        {
+            meta["deletionTimestamp"] = ObjectMeta.Time(now);
+        }
+
+        meta["deletionGracePeriodSeconds"] = 0L;
+        if (!terminal)
+        {
+            MarkStopped(pod.Obj("status"), ObjectMeta.Time(now));
+        }
+
+        return await store.UpdateAsync(key, pod, pod.ResourceVersion(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The status of a pod that ended without a last word from its node: Failed, not ready, and every container
+    /// that had not ended terminated as kubelet reports a container it cannot find any more.
+    /// </summary>
+    private static void MarkStopped(JsonObject status, string now)
+    {
+        status["phase"] = "Failed";
+        foreach (var list in new[] { "initContainerStatuses", "containerStatuses" })
+        {
+            foreach (var container in (status[list] as JsonArray ?? []).OfType<JsonObject>())
+            {
+                container["ready"] = false;
+                container["started"] = false;
+                if (container["state"]?["terminated"] is null)
+                {
+                    container["state"] = new JsonObject
+                    {
+                        ["terminated"] = new JsonObject
+                        {
+                            ["exitCode"] = 137,
+                            ["reason"] = "ContainerStatusUnknown",
+                            ["message"] = "The container could not be located when the pod was terminated",
+                        },
+                    };
+                }
+            }
+        }
+
+        foreach (var condition in (status["conditions"] as JsonArray ?? []).OfType<JsonObject>())
+        {
+            if (condition.Str("type") is "Ready" or "ContainersReady" && condition.Str("status") != "False")
+            {
+                condition["status"] = "False";
+                condition["lastTransitionTime"] = now;
+                condition["reason"] = "PodCompleted";
+            }
+        }
+    }
+
+    /// <summary>A pod marked for deletion that nothing runs any more: never bound to a node, or finished with (grace period 0).</summary>
+    public static bool IsStopped(JsonObject pod) => pod["spec"]?["nodeName"] is not JsonValue || GraceZero(pod);
+
+    private static bool GraceZero(JsonObject obj) =>
+        obj.Metadata()["deletionGracePeriodSeconds"] is JsonValue g && (g.TryGetValue<long>(out var seconds) ? seconds == 0 : g.TryGetValue<int>(out var small) && small == 0);
 
     /// <summary>metadata.finalizers as a list.</summary>
     public static List<string> Finalizers(JsonObject obj) =>

@@ -17,6 +17,9 @@ public static class WorkloadRules
     /// <summary>Label naming a job's pods' job.</summary>
     public const string JobName = "batch.kubernetes.io/job-name";
 
+    /// <summary>The most completions (and parallelism) an Indexed job may ask for.</summary>
+    public const long MaxIndexedCompletions = 100000;
+
     public static bool IsWorkload(string kind) => kind is "Deployment" or "ReplicaSet" or "DaemonSet" or "Job";
 
     public static void ApplyDefaults(JsonObject obj)
@@ -89,7 +92,7 @@ public static class WorkloadRules
         var errors = new List<string>();
         var kind = obj.Str("kind");
         var spec = obj["spec"] as JsonObject ?? [];
-        foreach (var field in new[] { "replicas", "minReadySeconds", "revisionHistoryLimit", "parallelism", "completions", "backoffLimit", "activeDeadlineSeconds" })
+        foreach (var field in new[] { "replicas", "minReadySeconds", "revisionHistoryLimit", "parallelism", "completions", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished" })
         {
             if (spec[field] is JsonValue v && v.TryGetValue<long>(out var n) && n < 0)
             {
@@ -139,9 +142,26 @@ public static class WorkloadRules
                 errors.Add($"spec.template.spec.restartPolicy: Unsupported value: \"{restart}\": supported values: \"OnFailure\", \"Never\"");
             }
 
-            if (spec.Str("completionMode") is { } mode && mode != "NonIndexed")
+            var mode = spec.Str("completionMode");
+            if (mode is not (null or "NonIndexed" or "Indexed"))
             {
-                errors.Add($"spec.completionMode: Unsupported value: \"{mode}\": supported values: \"NonIndexed\"");
+                errors.Add($"spec.completionMode: Unsupported value: \"{mode}\": supported values: \"NonIndexed\", \"Indexed\"");
+            }
+            else if (mode == "Indexed")
+            {
+                if (spec["completions"] is not JsonValue completions)
+                {
+                    errors.Add("spec.completions: Required value: when completion mode is Indexed");
+                }
+                else if (completions.TryGetValue<long>(out var n) && n > MaxIndexedCompletions)
+                {
+                    errors.Add($"spec.completions: Invalid value: {n}: must be less than or equal to {MaxIndexedCompletions} when completion mode is Indexed");
+                }
+
+                if (spec["parallelism"] is JsonValue p && p.TryGetValue<long>(out var parallel) && parallel > MaxIndexedCompletions)
+                {
+                    errors.Add($"spec.parallelism: Invalid value: {parallel}: must be less than or equal to {MaxIndexedCompletions} when completion mode is Indexed");
+                }
             }
         }
         else if (restart != "Always")
@@ -190,6 +210,11 @@ public static class WorkloadRules
             if (!JsonNode.DeepEquals(old["spec"]?["completions"], updated["spec"]?["completions"]))
             {
                 errors.Add($"spec.completions: Invalid value: {Compact(updated["spec"]?["completions"])}: field is immutable");
+            }
+
+            if (!JsonNode.DeepEquals(old["spec"]?["completionMode"], updated["spec"]?["completionMode"]))
+            {
+                errors.Add($"spec.completionMode: Invalid value: {Compact(updated["spec"]?["completionMode"])}: field is immutable");
             }
         }
 

@@ -77,6 +77,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     private readonly ConcurrentDictionary<string, TaskCompletionSource<byte[]>> _pending = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly Dictionary<string, string> _publishedSpecs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _publishedIdentify = new(StringComparer.Ordinal);
     private string? _publishedRoutes;
     private volatile bool _resync = true;
     private volatile bool _resyncNodes = true;
@@ -209,6 +210,26 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             catch (OperationCanceledException)
             {
                 return;
+            }
+            catch (MQTTnet.Exceptions.MqttCommunicationException e)
+            {
+                // A publish failed (MQTTnet also reports a cancelled one as timed out): unless stopping,
+                // relist and publish everything again, so no node misses the change.
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                LogPublishFailed(e.Message);
+                _resync = true;
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
             }
         }
     }
@@ -436,9 +457,9 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     }
 
     /// <summary>
-    /// Publishes each node's spec (podCIDR, taints, unschedulable) on <c>nodes/{node}/spec</c> and the
-    /// cluster's route table on <c>cluster/routes</c>, both retained and only when changed; clears the
-    /// spec of a deleted node. Returns the rv it is consistent with.
+    /// Publishes each node's spec (podCIDR, taints, unschedulable) on <c>nodes/{node}/spec</c>, its identify
+    /// request on <c>nodes/{node}/identify</c> and the cluster's route table on <c>cluster/routes</c>, all
+    /// retained and only when changed; clears them for a deleted node. Returns the rv it is consistent with.
     /// </summary>
     private async Task<long> SyncNodesAsync(CancellationToken cancellationToken)
     {
@@ -464,12 +485,32 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                     await PublishAsync(_topics.NodeSpec(name), Encoding.UTF8.GetBytes(spec), cancellationToken).ConfigureAwait(false);
                     _publishedSpecs[name] = spec;
                 }
+
+                // Identify goes to this node's own topic only (its ACL lets no other node read it). An empty
+                // payload is published on a resync too, so an external broker keeps no identify the master ended while away.
+                var identify = Controllers.IdentifyController.Payload(node);
+                var identifyText = Encoding.UTF8.GetString(identify);
+                if (force || _publishedIdentify.GetValueOrDefault(name, string.Empty) != identifyText)
+                {
+                    await PublishAsync(_topics.Identify(name), identify, cancellationToken).ConfigureAwait(false);
+                    _publishedIdentify[name] = identifyText;
+                }
             }
 
             foreach (var gone in _publishedSpecs.Keys.Where(n => !seen.Contains(n)).ToList())
             {
                 await PublishAsync(_topics.NodeSpec(gone), [], cancellationToken).ConfigureAwait(false);
                 _publishedSpecs.Remove(gone);
+            }
+
+            foreach (var gone in _publishedIdentify.Keys.Where(n => !seen.Contains(n)).ToList())
+            {
+                if (_publishedIdentify[gone].Length > 0)
+                {
+                    await PublishAsync(_topics.Identify(gone), [], cancellationToken).ConfigureAwait(false);
+                }
+
+                _publishedIdentify.Remove(gone);
             }
 
             var routes = new RouteTable(_options.ClusterCidr, [.. list.Items.Select(RouteOf).OfType<NodeRoute>().OrderBy(r => r.Node, StringComparer.Ordinal)]);
@@ -636,18 +677,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                 else
                 {
                     // The node owns its status and the labels it reports; labels and annotations set through the API stay.
-                    var labels = current.Metadata().Obj("labels");
-                    foreach (var (k, v) in reported["metadata"]?["labels"] as JsonObject ?? [])
-                    {
-                        labels[k] = v?.DeepClone();
-                    }
-
-                    var annotations = current.Metadata().Obj("annotations");
-                    foreach (var (k, v) in reported["metadata"]?["annotations"] as JsonObject ?? [])
-                    {
-                        annotations[k] = v?.DeepClone();
-                    }
-
+                    NodeReport.Merge(current, reported);
                     current["status"] = reported["status"]?.DeepClone();
                     await _store.UpdateAsync(key, current, current.ResourceVersion()).ConfigureAwait(false);
                 }
@@ -677,11 +707,20 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             {
                 if (payload.Length == 0)
                 {
-                    // The node has stopped and removed the pod: a deletion in progress is finished.
-                    if (current.Metadata()["deletionTimestamp"] is not null)
+                    // The node has stopped and removed the pod: a deletion in progress is finished (the pod goes, or
+                    // waits for its finalizers marked as stopped).
+                    if (current.Metadata()["deletionTimestamp"] is not null && !ObjectWriter.IsStopped(current))
                     {
-                        await _store.DeleteAsync(key, current.ResourceVersion()).ConfigureAwait(false);
-                        LogDeleted(ns, name, node);
+                        var held = ObjectWriter.Finalizers(current);
+                        await ObjectWriter.FinishPodAsync(_store, _time, key, current, CancellationToken.None).ConfigureAwait(false);
+                        if (held.Count == 0)
+                        {
+                            LogDeleted(ns, name, node);
+                        }
+                        else
+                        {
+                            LogHeld(ns, name, node, string.Join(",", held));
+                        }
                     }
 
                     return;
@@ -785,13 +824,19 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Node {Node} registered")]
     private partial void LogRegistered(string node);
 
-    [LoggerMessage(EventId = 4006, Level = LogLevel.Debug, Message = "Pod {Namespace}/{Name} published to node {Node} (resourceVersion {ResourceVersion})")]
+    [LoggerMessage(EventId = 4007, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name} stopped by node {Node}; kept until its finalizers ({Finalizers}) are removed")]
+    private partial void LogHeld(string @namespace, string name, string node, string finalizers);
+
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Bridge could not publish pods: {Error}; publishing all again")]
+    private partial void LogPublishFailed(string error);
+
+    [LoggerMessage(EventId = 4010, Level = LogLevel.Debug, Message = "Pod {Namespace}/{Name} published to node {Node} (resourceVersion {ResourceVersion})")]
     private partial void LogPodPublished(string @namespace, string name, string node, string resourceVersion);
 
-    [LoggerMessage(EventId = 4007, Level = LogLevel.Debug, Message = "Status of pod {Namespace}/{Name} from node {Node} applied: {Phase}")]
+    [LoggerMessage(EventId = 4011, Level = LogLevel.Debug, Message = "Status of pod {Namespace}/{Name} from node {Node} applied: {Phase}")]
     private partial void LogPodStatusApplied(string @namespace, string name, string node, string phase);
 
-    [LoggerMessage(EventId = 4008, Level = LogLevel.Information, Message = "Node {Node}: its lease names status {Digest}, the store holds {Applied}; asking for the status again")]
+    [LoggerMessage(EventId = 4012, Level = LogLevel.Information, Message = "Node {Node}: its lease names status {Digest}, the store holds {Applied}; asking for the status again")]
     private partial void LogStatusStale(string node, string digest, string applied);
 
     [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name} deleted: node {Node} has stopped it")]

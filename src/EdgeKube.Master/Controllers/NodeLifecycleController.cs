@@ -125,8 +125,10 @@ public sealed partial class NodeLifecycleController(
         var orphans = new HashSet<string>(StringComparer.Ordinal);
         foreach (var pod in (await store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false)).Items)
         {
-            if (pod["spec"]?["nodeName"]?.GetValue<string>() is not { Length: > 0 } node || nodes.Contains(node))
+            if (pod["spec"]?["nodeName"]?.GetValue<string>() is not { Length: > 0 } node || nodes.Contains(node)
+                || (pod.Metadata()["deletionTimestamp"] is not null && ObjectWriter.IsStopped(pod)))
             {
+                // Held only by finalizers once marked stopped: nothing more to do here.
                 continue;
             }
 
@@ -145,7 +147,7 @@ public sealed partial class NodeLifecycleController(
 
             try
             {
-                await store.DeleteAsync(new ObjectKey("pods", pod.Namespace(), pod.Name()), pod.ResourceVersion(), cancellationToken).ConfigureAwait(false);
+                await ObjectWriter.FinishPodAsync(store, time, new ObjectKey("pods", pod.Namespace(), pod.Name()), pod, cancellationToken).ConfigureAwait(false);
                 LogOrphanDeleted(pod.Namespace(), pod.Name(), node);
             }
             catch (StoreException)

@@ -100,7 +100,10 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
 
         var brokerCa = options.Broker is not null && options.BrokerCaFile is { } caFile ? File.ReadAllText(caFile) : null;
         await using var bridge = new MqttBridge(new BridgeOptions(brokerUrl, NodeAcl.MasterUser, masterPassword, options.TopicPrefix) { CaPem = brokerCa, ClusterCidr = options.ClusterCidr }, store, time, loggers.CreateLogger<MqttBridge>());
-        await using var api = new ApiServer(store, admin, pki, options.ApiListen, bridge, time, loggers);
+        await using var api = new ApiServer(store, admin, pki, options.ApiListen, bridge, time, loggers)
+        {
+            Metrics = new MasterMetrics(store, () => bridge.IsConnected),
+        };
         await api.StartAsync(cancellationToken).ConfigureAwait(false);
         var kubeconfig = admin.WriteKubeconfig(options.DataDir, api.Url, pki.CaPem);
 
@@ -125,6 +128,7 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
         var writer = new ObjectWriter(store, time);
         var pods = ApiResources.All.First(r => r.Kind == "Pod");
         var eviction = new TaintEvictionController(store, (pod, ct) => api.DeleteObjectAsync(pods, pod, null, ct), events, time, loggers.CreateLogger<TaintEvictionController>());
+        var identify = new IdentifyController(store, events, time, loggers.CreateLogger<IdentifyController>());
         var ipam = new NodeIpamController(store, options.ClusterCidr, options.NodeCidrMaskSize, events, loggers.CreateLogger<NodeIpamController>());
 
         var loops = new List<Task>
@@ -139,6 +143,7 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
             new JobController(writer, events, loggers.CreateLogger<JobController>()).RunAsync(cancellationToken),
             new GarbageCollector(writer, loggers.CreateLogger<GarbageCollector>()).RunAsync(cancellationToken),
             ipam.RunAsync(cancellationToken),
+            identify.RunAsync(cancellationToken),
             eviction.RunAsync(cancellationToken),
             WatchCredentialsAsync(credentials, broker, store, cancellationToken),
         };
@@ -325,5 +330,6 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
 }
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(MasterInfo))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(string))]
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
 internal sealed partial class MasterJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -151,20 +151,38 @@ public sealed class SensorTests : IDisposable
         }
 
         Assert.Equal(SensorHub.MaxBackoff, hub.Step(spec, ref sensor));
-        var node = new V1Node { Metadata = new V1ObjectMeta { Labels = new Dictionary<string, string>() }, Status = new V1NodeStatus { Conditions = [] } };
+        var node = NewNode();
         hub.Decorate(node);
-        Assert.Equal("failed", node.Metadata.Labels["sensors.edgekube.io/greenhouse"]);
+        // A passing failure: the values go (they are not current), the label stays (the sensor is still there).
+        Assert.Equal("bme280", node.Metadata.Labels["sensors.edgekube.io/greenhouse"]);
+        Assert.DoesNotContain("edgekube.io/greenhouse.temperature", node.Metadata.Annotations.Keys);
         Assert.Contains("Remote I/O error", node.Metadata.Annotations["edgekube.io/greenhouse.error"]);
         var condition = node.Status.Conditions.Single(c => c.Type == "SensorsReady");
         Assert.Equal(("False", "SensorFailed"), (condition.Status, condition.Reason));
         Assert.StartsWith("greenhouse (bme280): ", condition.Message);
+
+        // Failing for its absentAfter (5 minutes by default) since the last good read: absent, the label goes.
+        _time.Advance(SensorHub.DefaultAbsentAfter - TimeSpan.FromSeconds(1));
+        hub.Step(spec, ref sensor);
+        node = NewNode();
+        hub.Decorate(node);
+        Assert.Contains("sensors.edgekube.io/greenhouse", node.Metadata.Labels.Keys);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        hub.Step(spec, ref sensor);
+        Assert.True(hub.Sent["greenhouse"].Absent);
+        node = NewNode();
+        hub.Decorate(node);
+        Assert.DoesNotContain("sensors.edgekube.io/greenhouse", node.Metadata.Labels.Keys);
+        Assert.Contains("Remote I/O error", node.Metadata.Annotations["edgekube.io/greenhouse.error"]);
+        Assert.Contains("\"absent\":true", node.Metadata.Annotations[SensorHub.StructuredAnnotation]);
 
         chip.Unplugged = false;
         var opens = opened;
         Assert.Equal(TimeSpan.FromSeconds(10), hub.Step(spec, ref sensor));
         Assert.Equal(opens + 1, opened);
         Assert.Null(hub.Sent["greenhouse"].Error);
-        node.Status.Conditions.Clear();
+        Assert.False(hub.Sent["greenhouse"].Absent);
+        node = NewNode();
         hub.Decorate(node);
         Assert.Equal("bme280", node.Metadata.Labels["sensors.edgekube.io/greenhouse"]);
         Assert.Matches(@"^\d+\.\d+ °C$", node.Metadata.Annotations["edgekube.io/greenhouse.temperature"]);
@@ -175,7 +193,43 @@ public sealed class SensorTests : IDisposable
         hub.WriteMetrics(metrics);
         Assert.Contains("edgekube_sensor_value{sensor=\"greenhouse\",type=\"bme280\",quantity=\"pressure\",unit=\"hPa\"}", metrics.ToString());
         Assert.Contains("edgekube_sensor_up{sensor=\"greenhouse\",type=\"bme280\"} 1", metrics.ToString());
-        Assert.Contains("edgekube_sensor_errors_total{sensor=\"greenhouse\",type=\"bme280\"} 13", metrics.ToString());
+        Assert.Contains("edgekube_sensor_errors_total{sensor=\"greenhouse\",type=\"bme280\"} 15", metrics.ToString());
+    }
+
+    private static V1Node NewNode() => new() { Metadata = new V1ObjectMeta { Labels = new Dictionary<string, string>() }, Status = new V1NodeStatus { Conditions = [] } };
+
+    [Fact]
+    public void Every_configured_sensor_is_labelled_from_the_start_and_the_first_report_waits_for_a_first_read_of_each()
+    {
+        var chip = new SimulatedBme280 { Unplugged = true };
+        var door = new RecordingGpioDriver(_time);
+        using var controller = new GpioController(door);
+        var air = new SensorSpec("air", SensorKind.Bme280, TimeSpan.FromSeconds(1), null, TimeSpan.FromMinutes(5), () => new Bmx280Sensor(chip, humidity: true)) { AbsentAfter = TimeSpan.FromSeconds(3) };
+        var button = new SensorSpec("door", SensorKind.GpioInput, TimeSpan.FromMilliseconds(20), null, TimeSpan.FromMinutes(5), () => new GpioInputSensor(controller, 17, false, TimeSpan.Zero, _time));
+        var hub = new SensorHub([air, button], _time, NullLogger<SensorHub>.Instance);
+
+        // Not read yet: both present (the label does not wait for the first read), no values.
+        var node = NewNode();
+        hub.Decorate(node);
+        Assert.Equal("bme280", node.Metadata.Labels["sensors.edgekube.io/air"]);
+        Assert.Equal("gpio-input", node.Metadata.Labels["sensors.edgekube.io/door"]);
+        Assert.False(hub.FirstRound.IsCompleted);
+
+        ISensor? airSensor = null, doorSensor = null;
+        hub.Step(air, ref airSensor);
+        Assert.False(hub.FirstRound.IsCompleted);
+        hub.Step(button, ref doorSensor);
+        Assert.True(hub.FirstRound.IsCompleted);
+
+        // A sensor that never read counts its failure from the start.
+        _time.Advance(TimeSpan.FromSeconds(3));
+        hub.Step(air, ref airSensor);
+        node = NewNode();
+        hub.Decorate(node);
+        Assert.False(node.Metadata.Labels.ContainsKey("sensors.edgekube.io/air"));
+        Assert.Equal("gpio-input", node.Metadata.Labels["sensors.edgekube.io/door"]);
+        Assert.Equal("off", node.Metadata.Annotations["edgekube.io/door.state"]);
+        doorSensor?.Dispose();
     }
 
     [Fact]
@@ -189,7 +243,7 @@ public sealed class SensorTests : IDisposable
               sensors:
               - {name: greenhouse, type: bme280, bus: 1, address: 0x76, interval: 30s, delta: 0.2}
               - {name: door, type: gpio-input, pin: 17, debounce: 50ms, activeLow: true}
-              - {name: probe, type: ds18b20, refresh: 10m}
+              - {name: probe, type: ds18b20, refresh: 10m, absentAfter: 1h30m}
               leds: {red: 5, amber: 6, green: 13}
               devices:
               - {resource: edgekube.io/gpio, paths: [/dev/gpiochip0]}
@@ -201,11 +255,12 @@ public sealed class SensorTests : IDisposable
         Assert.Equal(TimeSpan.FromSeconds(30), board.Sensors[0].Interval);
         Assert.Equal(TimeSpan.FromMilliseconds(50), board.Sensors[1].Debounce);
         Assert.Equal(TimeSpan.FromMinutes(10), board.Sensors[2].Refresh);
+        Assert.Equal(TimeSpan.FromMinutes(90), board.Sensors[2].AbsentAfter);
         Assert.Equal(new ThermalSettings("thermal_zone0", 70, 65), board.ThermalSettings());
 
         var bad = new BoardConfig
         {
-            Sensors = [new() { Name = "Bad Name", Type = "bme280" }, new() { Name = "x", Type = "sht31" }, new() { Name = "door", Type = "gpio-input" }],
+            Sensors = [new() { Name = "Bad Name", Type = "bme280" }, new() { Name = "x", Type = "sht31" }, new() { Name = "door", Type = "gpio-input", AbsentAfter = TimeSpan.Zero }],
             Devices = [new() { Resource = "gpio", Paths = ["dev/gpiochip0"] }],
         };
         var errors = bad.Validate();
@@ -213,6 +268,7 @@ public sealed class SensorTests : IDisposable
         Assert.Contains(errors, e => e.StartsWith("board.sensors[0].address:", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("board.sensors[1].type: \"sht31\" is not one of", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("board.sensors[2].pin:", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("board.sensors[2].absentAfter: must be positive", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("board.devices[0].resource:", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("board.devices[0].paths:", StringComparison.Ordinal));
 

@@ -89,6 +89,187 @@ public sealed class WorkloadTests(ContainerdFixture containerd) : ClusterTestBas
             "the deployment's replica sets and pods were not deleted with it");
     }
 
+    /// <summary>A deployment of <paramref name="replicas"/> pods, one surge pod and none unavailable; <paramref name="probe"/> adds a readiness probe that never passes.</summary>
+    private string SplitDeployment(int replicas, bool probe) => $$$"""
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: split}
+        spec:
+          replicas: {{{replicas}}}
+          selector: {matchLabels: {app: split}}
+          strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+          template:
+            metadata: {labels: {app: split}}
+            spec:
+              terminationGracePeriodSeconds: 2
+              containers:
+              - name: app
+                image: "{{{Image}}}"
+                command: [sh, -c, "{{{Forever}}}"]
+        {{{(probe ? "        readinessProbe: {exec: {command: [\"false\"]}, periodSeconds: 1}" : string.Empty)}}}
+        """;
+
+    /// <summary>spec.replicas of the split deployment's ReplicaSets as <c>kubectl get rs</c> prints them (DESIRED), by revision.</summary>
+    private async Task<string> DesiredByRevisionAsync()
+    {
+        var rows = (await Kubectl("get", "rs", "-l", "app=split", "-o", "custom-columns=REV:.metadata.annotations.deployment\\.kubernetes\\.io/revision,NAME:.metadata.name", "--no-headers"))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(r => r.Split(' ', StringSplitOptions.RemoveEmptyEntries)).OrderBy(r => r[0], StringComparer.Ordinal).ToList();
+        var table = await Kubectl("get", "rs", "-l", "app=split");
+        return string.Join(" ", rows.Select(r => r[0] + ":" + (System.Text.RegularExpressions.Regex.Match(table, $@"(?m)^{r[1]}\s+(\d+)\s") is { Success: true } m ? m.Groups[1].Value : "?")));
+    }
+
+    private async Task UntilSplitAsync(string expected)
+    {
+        var last = string.Empty;
+        await Eventually.Until(async () => (last = await DesiredByRevisionAsync()) == expected, TimeSpan.FromSeconds(120),
+            () => $"replica sets (revision:desired) not {expected} but {last}{Diagnostics}");
+    }
+
+    [Fact]
+    public async Task Scaling_mid_rollout_splits_the_replica_sets_in_proportion_and_a_paused_rollout_waits()
+    {
+        await ApplyAsync(SplitDeployment(2, probe: false));
+        Assert.Contains("successfully rolled out", await Kubectl("rollout", "status", "deployment/split", "--timeout=120s"));
+
+        // A template whose pods never become ready: the rollout stops at one surge pod beside the two old ones.
+        await ApplyAsync(SplitDeployment(2, probe: true));
+        await UntilSplitAsync("1:2 2:1");
+        Assert.Matches(@"(?m)^NAME\s+DESIRED\s+CURRENT\s+READY\s+AGE\s*$", await Kubectl("get", "rs", "-l", "app=split"));
+
+        // Scaled to 5 mid-rollout: 6 (5 + surge) against the 3 the sets were sized for, shared 4 and 2.
+        Assert.Contains("deployment.apps/split scaled", await Kubectl("scale", "deployment", "split", "--replicas", "5"));
+        await UntilSplitAsync("1:4 2:2");
+        Assert.Equal("5 5", await Jsonpath("rs", "{.items[*].metadata.annotations.deployment\\.kubernetes\\.io/desired-replicas}", "-l", "app=split"));
+        Assert.Equal("6 6", await Jsonpath("rs", "{.items[*].metadata.annotations.deployment\\.kubernetes\\.io/max-replicas}", "-l", "app=split"));
+        await Eventually.Until(async () => await Jsonpath("deploy/split", "{.status.replicas}") == "6", TimeSpan.FromSeconds(120), () => "the sets never had their 6 pods" + Diagnostics);
+
+        // Paused: a new template starts nothing, but scaling still shares the change (3 of 6: 2 and 1).
+        Assert.Contains("deployment.apps/split paused", await Kubectl("rollout", "pause", "deployment/split"));
+        Assert.Contains("image updated", await Kubectl("set", "image", "deployment/split", "app=" + ContainerdFixture.RegistryImage));
+        await Kubectl("patch", "deployment", "split", "--type=json", "-p", "[{\"op\":\"remove\",\"path\":\"/spec/template/spec/containers/0/readinessProbe\"}]");
+        await Eventually.Until(async () => await Jsonpath("deploy/split", "{.status.conditions[?(@.type==\"Progressing\")].reason}") == "DeploymentPaused"
+            && await Jsonpath("deploy/split", "{.status.observedGeneration}") == await Jsonpath("deploy/split", "{.metadata.generation}"),
+            TimeSpan.FromSeconds(60), () => "the pause was never observed" + Diagnostics);
+        Assert.Contains("deployment.apps/split scaled", await Kubectl("scale", "deployment", "split", "--replicas", "2"));
+        await UntilSplitAsync("1:2 2:1");
+        Assert.Equal(2, (await Jsonpath("rs", "{.items[*].metadata.name}", "-l", "app=split")).Split(' ').Length);
+
+        // Resumed: the new template's set takes over.
+        Assert.Contains("deployment.apps/split resumed", await Kubectl("rollout", "resume", "deployment/split"));
+        Assert.Contains("successfully rolled out", await Kubectl("rollout", "status", "deployment/split", "--timeout=120s"));
+        await UntilSplitAsync("1:0 2:0 3:2");
+        await UntilAsync(async () => await Jsonpath("pods", "{.items[*].spec.containers[0].image}", "-l", "app=split") == ContainerdFixture.RegistryImage + " " + ContainerdFixture.RegistryImage,
+            "the old pods never went");
+        Assert.Contains("deployment.apps \"split\" deleted", await Kubectl("delete", "deployment", "split"));
+    }
+
+    [Fact]
+    public async Task Job_pods_are_tracked_with_a_finalizer_and_a_deleted_pod_still_counts()
+    {
+        await ApplyAsync($$$"""
+            apiVersion: batch/v1
+            kind: Job
+            metadata: {name: tracked}
+            spec:
+              backoffLimit: 3
+              template:
+                spec:
+                  restartPolicy: Never
+                  terminationGracePeriodSeconds: 2
+                  containers:
+                  - name: work
+                    image: "{{{Image}}}"
+                    command: [sh, -c, "{{{Forever}}}"]
+            """);
+        await UntilAsync(async () => await Jsonpath("pods", "{.items[*].status.phase}", "-l", "job-name=tracked") == "Running", "the job's pod never ran");
+        var first = await Jsonpath("pods", "{.items[0].metadata.name}", "-l", "job-name=tracked");
+        Assert.Equal("[\"batch.kubernetes.io/job-tracking\"]", await Jsonpath("pod/" + first, "{.metadata.finalizers}"));
+
+        // Deleted while running: counted as failed, released, gone once its node stopped it; a successor follows the back-off.
+        Assert.Contains($"pod \"{first}\" deleted", await Kubectl("delete", "pod", first, "--wait=false"));
+        await UntilAsync(async () => await Jsonpath("job/tracked", "{.status.failed}") == "1", "the deleted pod was not counted as failed");
+        await WaitForPodGoneAsync(first);
+        Assert.Equal("{}", await Jsonpath("job/tracked", "{.status.uncountedTerminatedPods}"));
+        await UntilAsync(async () => (await Jsonpath("pods", "{.items[*].metadata.name}", "-l", "job-name=tracked")) is { Length: > 0 } n && n != first,
+            "no successor pod after the back-off");
+        var second = await Jsonpath("pods", "{.items[0].metadata.name}", "-l", "job-name=tracked");
+        Assert.Equal("[\"batch.kubernetes.io/job-tracking\"]", await Jsonpath("pod/" + second, "{.metadata.finalizers}"));
+
+        // Deleting the job lets its pods go too.
+        Assert.Contains("job.batch \"tracked\" deleted", await Kubectl("delete", "job", "tracked"));
+        await WaitForPodGoneAsync(second);
+
+        // A job that completes: each pod released once counted, the interim and final conditions.
+        await ApplyAsync($$$"""
+            apiVersion: batch/v1
+            kind: Job
+            metadata: {name: quick}
+            spec:
+              completions: 2
+              parallelism: 2
+              template:
+                spec:
+                  restartPolicy: Never
+                  containers:
+                  - name: work
+                    image: "{{{Image}}}"
+                    command: [sh, -c, "echo done"]
+            """);
+        Assert.Contains("condition met", await Kubectl("wait", "--for=condition=complete", "job/quick", "--timeout=120s"));
+        Assert.Equal("2", await Jsonpath("job/quick", "{.status.succeeded}"));
+        Assert.Equal("SuccessCriteriaMet Complete", await Jsonpath("job/quick", "{.status.conditions[*].type}"));
+        Assert.Equal("CompletionsReached", await Jsonpath("job/quick", "{.status.conditions[?(@.type==\"Complete\")].reason}"));
+        Assert.Equal(string.Empty, await Jsonpath("pods", "{.items[*].metadata.finalizers}", "-l", "job-name=quick"));
+        Assert.Matches(@"(?m)^quick\s+Complete\s+2/2\s+", await Kubectl("get", "jobs"));
+
+        // The API keeps any pod its finalizers hold, after its node has stopped it, until the last one is removed.
+        await ApplyAsync(PodYaml("held").Replace("  labels:", "  finalizers: [example.com/hold]\n  labels:", StringComparison.Ordinal));
+        await WaitForPhaseAsync("held", "Running");
+        await Kubectl("delete", "pod", "held", "--wait=false");
+        await WaitForPhaseAsync("held", "Failed");
+        Assert.Equal("0", await Jsonpath("pod/held", "{.metadata.deletionGracePeriodSeconds}"));
+        // Its node removed it without a last status: kubelet's words for containers it cannot find any more.
+        Assert.Matches(@"(?m)^held\s+0/1\s+ContainerStatusUnknown\s+", await Kubectl("get", "pod", "held"));
+        var (code, output) = await Master.KubectlAsync("patch", "pod", "held", "--type=merge", "-p", "{\"metadata\":{\"finalizers\":[\"example.com/hold\",\"example.com/more\"]}}");
+        Assert.NotEqual(0, code);
+        Assert.Contains("no new finalizers can be added if the object is being deleted", output);
+        await Kubectl("patch", "pod", "held", "--type=json", "-p", "[{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}]");
+        await WaitForPodGoneAsync("held");
+    }
+
+    [Fact]
+    public async Task Indexed_jobs_give_each_pod_its_index_and_finished_jobs_expire()
+    {
+        await ApplyAsync($$$"""
+            apiVersion: batch/v1
+            kind: Job
+            metadata: {name: shards}
+            spec:
+              completions: 3
+              parallelism: 3
+              completionMode: Indexed
+              ttlSecondsAfterFinished: 5
+              template:
+                spec:
+                  restartPolicy: Never
+                  containers:
+                  - name: shard
+                    image: "{{{Image}}}"
+                    command: [sh, -c, "echo shard=$JOB_COMPLETION_INDEX host=$(hostname)"]
+            """);
+        Assert.Contains("condition met", await Kubectl("wait", "--for=condition=complete", "job/shards", "--timeout=120s"));
+        Assert.Equal("0-2", await Jsonpath("job/shards", "{.status.completedIndexes}"));
+        var one = await Jsonpath("pods", "{.items[0].metadata.name}", "-l", "batch.kubernetes.io/job-completion-index=1");
+        Assert.StartsWith("shards-1-", one);
+        Assert.Contains("shard=1 host=shards-1", await Kubectl("logs", one));
+
+        // ttlSecondsAfterFinished: 5 s after it finished, the job and its pods are deleted.
+        await UntilAsync(async () => (await Master.KubectlAsync("get", "job", "shards")).Output.Contains("NotFound", StringComparison.Ordinal), "the finished job never expired");
+        await UntilAsync(async () => (await Master.KubectlAsync("get", "pods", "-l", "job-name=shards")).Output.Contains("No resources found"),
+            "the expired job's pods stayed");
+    }
+
     [Fact]
     public async Task DaemonSets_jobs_and_namespaces_work_with_kubectl()
     {

@@ -46,6 +46,35 @@ public sealed class WorkloadRulesTests
     }
 
     [Theory]
+    [InlineData("\"completionMode\": \"Indexed\", \"parallelism\": 2,", "spec.completions: Required value: when completion mode is Indexed")]
+    [InlineData("\"completionMode\": \"Indexed\", \"completions\": 100001,", "spec.completions: Invalid value: 100001: must be less than or equal to 100000 when completion mode is Indexed")]
+    [InlineData("\"completionMode\": \"Sometimes\",", "spec.completionMode: Unsupported value: \"Sometimes\": supported values: \"NonIndexed\", \"Indexed\"")]
+    [InlineData("\"ttlSecondsAfterFinished\": -5,", "spec.ttlSecondsAfterFinished: Invalid value: -5: must be greater than or equal to 0")]
+    public void Job_errors_use_kubernetes_words(string spec, string error)
+    {
+        var job = Parse("""
+            {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once", "uid": "u-1"},
+             "spec": {SPEC "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "busybox"}]}}}}
+            """.Replace("SPEC", spec, StringComparison.Ordinal));
+        WorkloadRules.ApplyDefaults(job);
+        Assert.Contains(error, WorkloadRules.Validate(job));
+    }
+
+    [Fact]
+    public void An_indexed_job_with_completions_is_valid_and_its_mode_cannot_change()
+    {
+        var job = Parse("""
+            {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once", "uid": "u-1"},
+             "spec": {"completionMode": "Indexed", "completions": 3, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "busybox"}]}}}}
+            """);
+        WorkloadRules.ApplyDefaults(job);
+        Assert.Empty(WorkloadRules.Validate(job));
+        var changed = job.DeepClone().AsObject();
+        changed["spec"]!["completionMode"] = "NonIndexed";
+        Assert.Contains("spec.completionMode: Invalid value: \"NonIndexed\": field is immutable", WorkloadRules.ValidateUpdate(job, changed));
+    }
+
+    [Theory]
     [InlineData("\"replicas\": -1,", "spec.replicas: Invalid value: -1: must be greater than or equal to 0")]
     [InlineData("\"strategy\": {\"type\": \"Rolling\"},", "spec.strategy.type: Unsupported value: \"Rolling\": supported values: \"Recreate\", \"RollingUpdate\"")]
     [InlineData("\"strategy\": {\"type\": \"RollingUpdate\", \"rollingUpdate\": {\"maxSurge\": 0, \"maxUnavailable\": 0}},", "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0")]

@@ -61,7 +61,8 @@ public sealed class MqttBridgeTests : IAsyncLifetime
             await client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
                 .WithTopicFilter(_topics.Node(node) + "/pods/+/+", MqttQualityOfServiceLevel.AtLeastOnce)
                 .WithTopicFilter(_topics.PodIndex(node), MqttQualityOfServiceLevel.AtLeastOnce)
-                .WithTopicFilter(_topics.Node(node) + "/rpc/#", MqttQualityOfServiceLevel.AtLeastOnce).Build());
+                .WithTopicFilter(_topics.Node(node) + "/rpc/#", MqttQualityOfServiceLevel.AtLeastOnce)
+                .WithTopicFilter(_topics.Identify(node), MqttQualityOfServiceLevel.AtLeastOnce).Build());
             _nodes.Add(client);
         }
 
@@ -177,9 +178,100 @@ public sealed class MqttBridgeTests : IAsyncLifetime
 
     private int Count(string topic) => _received.Count(t => t == topic);
 
+    [Fact]
+    public async Task A_pod_its_node_has_removed_goes_unless_finalizers_hold_it()
+    {
+        await CreatePodAsync("free", "node-a");
+        await CreatePodAsync("held", "node-a", finalizer: "batch.kubernetes.io/job-tracking");
+        foreach (var name in new[] { "free", "held" })
+        {
+            // Being deleted, as the API server marks a bound pod.
+            var pod = (await _store.GetAsync(Key(name)))!;
+            pod["metadata"]!["deletionTimestamp"] = "2026-05-01T12:00:30Z";
+            pod["metadata"]!["deletionGracePeriodSeconds"] = 30;
+            pod["status"] = new JsonObject { ["phase"] = "Running" };
+            await _store.UpdateAsync(Key(name), pod);
+        }
+
+        // The node has stopped both and says so with an empty status.
+        foreach (var name in new[] { "free", "held" })
+        {
+            await _nodes[0].PublishAsync(new MqttApplicationMessageBuilder().WithTopic(_topics.PodStatus("node-a", "default", name))
+                .WithPayload(Array.Empty<byte>()).WithRetainFlag(true).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        }
+
+        await Until(() => _store.GetAsync(Key("free")).Result is null, "the pod without finalizers to go");
+        await Until(() => _store.GetAsync(Key("held")).Result?["metadata"]?["deletionGracePeriodSeconds"]?.GetValue<long>() == 0, "the held pod to be marked stopped");
+        var held = (await _store.GetAsync(Key("held")))!;
+        Assert.Equal("Failed", held["status"]!["phase"]!.GetValue<string>());
+        Assert.Equal("batch.kubernetes.io/job-tracking", held["metadata"]!["finalizers"]![0]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Identify_goes_to_its_node_alone_and_a_nodes_report_replaces_the_sensor_keys_it_owns()
+    {
+        foreach (var name in new[] { "node-a", "node-b" })
+        {
+            await _store.CreateAsync(new ObjectKey("nodes", string.Empty, name), new JsonObject
+            {
+                ["apiVersion"] = "v1",
+                ["kind"] = "Node",
+                ["metadata"] = new JsonObject { ["name"] = name, ["uid"] = name, ["labels"] = new JsonObject { ["site"] = "lab" }, ["annotations"] = new JsonObject() },
+                ["spec"] = new JsonObject(),
+            });
+        }
+
+        // The annotations as the identify controller leaves them: the bridge publishes the request to node-a only.
+        var nodeA = new ObjectKey("nodes", string.Empty, "node-a");
+        var a = (await _store.GetAsync(nodeA))!;
+        a["metadata"]!["annotations"]![NodeKeys.Identify] = "30s";
+        a["metadata"]!["annotations"]![NodeKeys.IdentifyUntil] = "2026-01-01T00:00:30.000000Z";
+        await _store.UpdateAsync(nodeA, a);
+        await Until(() => Retained(_topics.Identify("node-a")).Length > 0, "node-a's identify");
+        Assert.Equal(new IdentifyRequest("30s", 30, new DateTimeOffset(2026, 1, 1, 0, 0, 30, TimeSpan.Zero)), JsonSerializer.Deserialize(Retained(_topics.Identify("node-a")), ProtocolJson.Default.IdentifyRequest));
+        Assert.Equal(string.Empty, Retained(_topics.Identify("node-b")));
+
+        // node-a reports two sensors, then one: the other's label and annotations go, the person's label stays.
+        await ReportAsync(0, new() { ["sensors.edgekube.io/air"] = "bme280", ["sensors.edgekube.io/door"] = "gpio-input" },
+            new() { [NodeKeys.Sensors] = """[{"name":"air"},{"name":"door"}]""", [SensorTemperature] = "21 °C", ["edgekube.io/door.state"] = "on" });
+        await Until(() => Annotation(nodeA, "edgekube.io/door.state") == "on", "the first report");
+        await ReportAsync(0, new() { ["sensors.edgekube.io/air"] = "bme280" }, new() { [NodeKeys.Sensors] = """[{"name":"air"}]""", [SensorTemperature] = "22 °C" });
+        await Until(() => Annotation(nodeA, SensorTemperature) == "22 °C", "the second report");
+        var stored = (await _store.GetAsync(nodeA))!;
+        Assert.Equal(["sensors.edgekube.io/air", "site"], stored["metadata"]!["labels"]!.AsObject().Select(l => l.Key).Order(StringComparer.Ordinal));
+        Assert.Equal([SensorTemperature, NodeKeys.Identify, NodeKeys.IdentifyUntil, NodeKeys.Sensors], stored["metadata"]!["annotations"]!.AsObject().Select(l => l.Key).Order(StringComparer.Ordinal));
+
+        // The identify over (the controller removes the annotations): the topic is cleared.
+        stored["metadata"]!["annotations"]!.AsObject().Remove(NodeKeys.Identify);
+        await _store.UpdateAsync(nodeA, stored);
+        await Until(() => Retained(_topics.Identify("node-a")).Length == 0, "node-a's identify cleared");
+    }
+
+    private const string SensorTemperature = "edgekube.io/air.temperature";
+
+    private string? Annotation(ObjectKey node, string key) => _store.GetAsync(node).Result?["metadata"]?["annotations"]?[key]?.GetValue<string>();
+
+    /// <summary>A node status message as the agent publishes it, from node client <paramref name="client"/>.</summary>
+    private async Task ReportAsync(int client, Dictionary<string, string> labels, Dictionary<string, string> annotations)
+    {
+        var node = client == 0 ? "node-a" : "node-b";
+        var report = new JsonObject
+        {
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = node,
+                ["labels"] = new JsonObject([.. labels.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)l.Value))]),
+                ["annotations"] = new JsonObject([.. annotations.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)l.Value))]),
+            },
+            ["status"] = new JsonObject(),
+        };
+        await _nodes[client].PublishAsync(new MqttApplicationMessageBuilder().WithTopic(_topics.NodeStatus(node)).WithPayload(report.ToJsonString())
+            .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithRetainFlag().Build());
+    }
+
     private static ObjectKey Key(string name) => new("pods", "default", name);
 
-    private async Task CreatePodAsync(string name, string? node)
+    private async Task CreatePodAsync(string name, string? node, string? finalizer = null)
     {
         var spec = new JsonObject { ["containers"] = new JsonArray(new JsonObject { ["name"] = "app", ["image"] = "busybox" }) };
         if (node is not null)
@@ -191,7 +283,13 @@ public sealed class MqttBridgeTests : IAsyncLifetime
         {
             ["apiVersion"] = "v1",
             ["kind"] = "Pod",
-            ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = "default", ["uid"] = Guid.NewGuid().ToString() },
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = name,
+                ["namespace"] = "default",
+                ["uid"] = Guid.NewGuid().ToString(),
+                ["finalizers"] = finalizer is null ? null : new JsonArray(finalizer),
+            },
             ["spec"] = spec,
         });
     }

@@ -204,16 +204,33 @@ public sealed partial class LedBoard(ILedOutput output, Func<BoardInputs> inputs
 {
     private int _slot;
     private (bool, bool, bool)? _lit;
-    private DateTimeOffset _identifyUntil = DateTimeOffset.MinValue;
+
+    // UTC ticks: set from the MQTT thread, read by the LED loop (a long is read and written whole).
+    private long _identifyUntil = DateTimeOffset.MinValue.UtcTicks;
 
     public BoardState State { get; private set; } = BoardState.Starting;
 
-    public bool Identifying => time.GetUtcNow() < _identifyUntil;
+    public bool Identifying => time.GetUtcNow().UtcTicks < Interlocked.Read(ref _identifyUntil);
 
-    /// <summary>Flash the identify pattern for <paramref name="duration"/> (0 stops it).</summary>
+    /// <summary>Flash the identify pattern for <paramref name="duration"/> from now (again from now when one runs); zero or less stops it.</summary>
     public void Identify(TimeSpan duration)
     {
-        _identifyUntil = time.GetUtcNow() + duration;
+        var now = time.GetUtcNow();
+        if (duration <= TimeSpan.Zero)
+        {
+            var was = Identifying;
+            Interlocked.Exchange(ref _identifyUntil, now.UtcTicks);
+            if (was)
+            {
+                LogIdentifyStopped();
+            }
+
+            return;
+        }
+
+        // The pattern starts at its first slot, so every identify looks the same from its start.
+        _slot = 0;
+        Interlocked.Exchange(ref _identifyUntil, (now + duration).UtcTicks);
         LogIdentify(duration.TotalSeconds.ToString(CultureInfo.InvariantCulture));
     }
 
@@ -275,6 +292,9 @@ public sealed partial class LedBoard(ILedOutput output, Func<BoardInputs> inputs
 
     [LoggerMessage(EventId = 1401, Level = LogLevel.Information, Message = "LED board: identify for {Seconds} s")]
     private partial void LogIdentify(string seconds);
+
+    [LoggerMessage(EventId = 1403, Level = LogLevel.Information, Message = "LED board: identify stopped")]
+    private partial void LogIdentifyStopped();
 
     [LoggerMessage(EventId = 1402, Level = LogLevel.Warning, Message = "LED board: cannot drive the LEDs: {Error}")]
     private partial void LogWriteFailed(string error);

@@ -2,30 +2,48 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using EdgeKube.Agent.Node;
+using EdgeKube.Protocol;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
 
 namespace EdgeKube.Agent.Board.Sensors;
 
 /// <summary>A configured sensor: its settings and how to open it.</summary>
-public sealed record SensorSpec(string Name, SensorKind Kind, TimeSpan Interval, double? Delta, TimeSpan Refresh, Func<ISensor> Open);
+public sealed record SensorSpec(string Name, SensorKind Kind, TimeSpan Interval, double? Delta, TimeSpan Refresh, Func<ISensor> Open)
+{
+    /// <summary>A sensor failing for this long (since its last good read, or since the start) counts as absent: its label goes.</summary>
+    public TimeSpan AbsentAfter { get; init; } = SensorHub.DefaultAbsentAfter;
+}
 
-/// <summary>What the master is told about one sensor: the last values sent, or the error.</summary>
-public sealed record SensorState(string Name, string Type, IReadOnlyList<Reading> Values, string? Error, DateTimeOffset? Time);
+/// <summary>
+/// What the master is told about one sensor: the last values sent, or the error; <paramref name="Absent"/>
+/// once it has failed for longer than its <see cref="SensorSpec.AbsentAfter"/>.
+/// </summary>
+public sealed record SensorState(string Name, string Type, IReadOnlyList<Reading> Values, string? Error, DateTimeOffset? Time, bool Absent = false);
 
 /// <summary>
 /// Reads every sensor on its own interval, each in its own loop so a slow or broken one stops no other.
-/// A failure is reported (the sensor's state carries the error, its label says failed) and retried with
-/// backoff (interval doubling to 5 min). Only changes beyond the sensor's delta, or the periodic refresh,
-/// change what is sent, so a quiet board publishes almost nothing. Adds the readings to the node as
-/// annotations (<c>edgekube.io/{sensor}.{quantity}</c> with units, and <c>edgekube.io/sensors</c>, the
-/// structured form) and labels (<c>sensors.edgekube.io/{sensor}</c>), and serves them on /metrics.
+/// A failure is reported (the sensor's state carries the error and no values) and retried with backoff
+/// (interval doubling to 5 min). Only changes beyond the sensor's delta, or the periodic refresh, change
+/// what is sent, so a quiet board publishes almost nothing. Adds the readings to the node as annotations
+/// (<c>edgekube.io/{sensor}.{quantity}</c> with units, and <c>edgekube.io/sensors</c>, the structured form)
+/// and a label per sensor present (<c>sensors.edgekube.io/{sensor}</c> = its type, for nodeSelector), and
+/// serves them on /metrics. The label stays through a passing failure (a DHT22 misses a read now and then)
+/// and goes once the sensor has failed for its <see cref="SensorSpec.AbsentAfter"/>: scheduling should not
+/// flap with every bad read, nor trust a sensor that is gone. It comes back with the next good read.
 /// </summary>
 public sealed partial class SensorHub(IReadOnlyList<SensorSpec> specs, TimeProvider time, ILogger<SensorHub> logger) : INodeDecorator
 {
-    public const string StructuredAnnotation = "edgekube.io/sensors";
-    public const string LabelPrefix = "sensors.edgekube.io/";
+    public const string StructuredAnnotation = NodeKeys.Sensors;
+    public const string LabelPrefix = NodeKeys.SensorLabelPrefix;
     public static readonly TimeSpan MaxBackoff = TimeSpan.FromMinutes(5);
+    public static readonly TimeSpan DefaultAbsentAfter = TimeSpan.FromMinutes(5);
+
+    // A sensor never read counts its failure from the agent's start.
+    private readonly DateTimeOffset _started = time.GetUtcNow();
+    private readonly Dictionary<string, DateTimeOffset> _lastGood = [];
+    private readonly TaskCompletionSource _firstRound = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly HashSet<string> _tried = [];
 
     private readonly Lock _lock = new();
     private readonly Dictionary<string, SensorState> _sent = [];
@@ -34,6 +52,9 @@ public sealed partial class SensorHub(IReadOnlyList<SensorSpec> specs, TimeProvi
     private (string Status, DateTime Since)? _ready;
 
     public IReadOnlyList<SensorSpec> Specs => specs;
+
+    /// <summary>Completes once every sensor has been read (or has failed) once: the node's first report waits for it.</summary>
+    public Task FirstRound => specs.Count == 0 ? Task.CompletedTask : _firstRound.Task;
 
     /// <summary>The states as sent to the master, by sensor name.</summary>
     public IReadOnlyDictionary<string, SensorState> Sent
@@ -122,15 +143,32 @@ public sealed partial class SensorHub(IReadOnlyList<SensorSpec> specs, TimeProvi
         lock (_lock)
         {
             _latest[spec.Name] = (values, error);
+            if (error is null)
+            {
+                _lastGood[spec.Name] = now;
+            }
+
+            var absent = error is not null && now - _lastGood.GetValueOrDefault(spec.Name, _started) >= spec.AbsentAfter;
+            if (absent && _sent.TryGetValue(spec.Name, out var before) && !before.Absent)
+            {
+                LogAbsent(spec.Name, spec.AbsentAfter.TotalSeconds);
+            }
+
             _sent.TryGetValue(spec.Name, out var sent);
             var send = sent is null
                 || sent.Error != error
+                || sent.Absent != absent
                 || now - sent.Time >= spec.Refresh
                 || values.Count != sent.Values.Count
                 || values.Zip(sent.Values).Any(p => p.First.Quantity != p.Second.Quantity || Math.Abs(p.First.Value - p.Second.Value) > (spec.Delta ?? DefaultDelta(p.First)));
             if (send)
             {
-                _sent[spec.Name] = new SensorState(spec.Name, SensorKinds.Name(spec.Kind), values, error, now);
+                _sent[spec.Name] = new SensorState(spec.Name, SensorKinds.Name(spec.Kind), values, error, now, absent);
+            }
+
+            if (_tried.Add(spec.Name) && _tried.Count == specs.Count)
+            {
+                _firstRound.TrySetResult();
             }
         }
     }
@@ -149,16 +187,23 @@ public sealed partial class SensorHub(IReadOnlyList<SensorSpec> specs, TimeProvi
 
     public void Decorate(V1Node node)
     {
-        var states = Sent.Values.OrderBy(s => s.Name, StringComparer.Ordinal).ToList();
-        if (states.Count == 0)
+        if (specs.Count == 0)
         {
             return;
         }
 
+        // Every configured sensor: one not read yet (the report did not wait for it) is present until it fails for long.
+        var sent = Sent;
+        var states = specs.Select(s => sent.GetValueOrDefault(s.Name) ?? new SensorState(s.Name, SensorKinds.Name(s.Kind), [], null, null))
+            .OrderBy(s => s.Name, StringComparer.Ordinal).ToList();
         node.Metadata.Annotations ??= new Dictionary<string, string>();
         foreach (var s in states)
         {
-            node.Metadata.Labels[LabelPrefix + s.Name] = s.Error is null ? s.Type : "failed";
+            if (!s.Absent)
+            {
+                node.Metadata.Labels[LabelPrefix + s.Name] = s.Type;
+            }
+
             foreach (var r in s.Values)
             {
                 node.Metadata.Annotations[$"edgekube.io/{s.Name}.{r.Quantity}"] = Format(r);
@@ -196,7 +241,7 @@ public sealed partial class SensorHub(IReadOnlyList<SensorSpec> specs, TimeProvi
         ? (r.Value != 0 ? "on" : "off")
         : string.Create(CultureInfo.InvariantCulture, $"{r.Value} {r.Unit}");
 
-    /// <summary>The structured form: a JSON array of {name, type, readings: [{quantity, value, unit}], error, time}.</summary>
+    /// <summary>The structured form: a JSON array of {name, type, readings: [{quantity, value, unit}], error, absent, time}.</summary>
     public static string Structured(IEnumerable<SensorState> states)
     {
         using var buffer = new MemoryStream();
@@ -223,6 +268,11 @@ public sealed partial class SensorHub(IReadOnlyList<SensorSpec> specs, TimeProvi
                 if (s.Error is not null)
                 {
                     w.WriteString("error", s.Error);
+                }
+
+                if (s.Absent)
+                {
+                    w.WriteBoolean("absent", true);
                 }
 
                 if (s.Time is { } t)
@@ -273,6 +323,9 @@ public sealed partial class SensorHub(IReadOnlyList<SensorSpec> specs, TimeProvi
             }
         }
     }
+
+    [LoggerMessage(EventId = 1311, Level = LogLevel.Warning, Message = "Sensor {Sensor} has failed for {Seconds} s: counted as absent, its node label is removed until it reads again")]
+    private partial void LogAbsent(string sensor, double seconds);
 
     [LoggerMessage(EventId = 1310, Level = LogLevel.Warning, Message = "Sensor {Sensor} ({Type}) failed: {Error}; retrying with backoff")]
     private partial void LogSensorFailed(string sensor, string type, string error);

@@ -140,7 +140,8 @@ public sealed class Dht22Sensor(GpioController controller, int pin) : ISensor
         _sensor ??= new Dht22(pin, controller, shouldDispose: false);
         if (!_sensor.TryReadTemperature(out var temperature) || !_sensor.TryReadHumidity(out var humidity))
         {
-            throw new SensorException("no valid answer (timeout or checksum mismatch)");
+            // The binding tells a timeout from a checksum mismatch by neither; both mean: read again later.
+            throw new SensorException($"no valid answer on GPIO {pin} (no response, or a checksum mismatch)");
         }
 
         Bmx280Sensor.Plausible("temperature", temperature.DegreesCelsius, -40, 80);

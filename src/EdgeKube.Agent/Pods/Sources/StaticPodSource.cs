@@ -1,3 +1,4 @@
+using EdgeKube.Agent.Json;
 using System.Security.Cryptography;
 using System.Text;
 using EdgeKube.Agent.Store;
@@ -128,7 +129,7 @@ public sealed partial class StaticPodSource(string directory, string nodeName, D
     /// <summary>kubelet's static pod identity: uid from a hash of the pod, the node and the file; name suffixed with the node.</summary>
     private void MakeStatic(V1Pod pod, string file)
     {
-        var json = KubernetesJson.Serialize(pod);
+        var json = KubeJson.Serialize(pod);
         var hash = Convert.ToHexStringLower(MD5.HashData(Encoding.UTF8.GetBytes($"{json}\nhost:{nodeName}\nfile:{file}")));
         pod.Metadata.Uid = hash;
         pod.Metadata.Name = pod.Metadata.Name + "-" + nodeName;

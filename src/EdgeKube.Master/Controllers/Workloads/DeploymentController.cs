@@ -81,61 +81,217 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
         var (surge, unavailable) = Limits(spec, replicas);
         var created = false;
 
-        if (!paused)
+        if (newRs is not null && !await SyncNewReplicaSetAsync(d, newRs, maxOldRevision, cancellationToken).ConfigureAwait(false))
         {
-            if (newRs is null)
-            {
-                newRs = await CreateNewReplicaSetAsync(d, template, replicas, surge, old, maxOldRevision, cancellationToken).ConfigureAwait(false);
-                if (newRs is null)
-                {
-                    return null;
-                }
+            return null;
+        }
 
-                created = true;
-            }
-            else if (Revision(newRs) <= maxOldRevision)
+        if (paused || IsScalingEvent(replicas, newRs, old))
+        {
+            // syncDeployment's sync(): a paused deployment, or one just scaled, only resizes the sets it has
+            // (proportionally while a rollout is under way); no new ReplicaSet, no rollout step.
+            await ScaleAsync(d, newRs, old, replicas, surge, cancellationToken).ConfigureAwait(false);
+            if (paused)
             {
-                // A template seen before (rollout undo): its ReplicaSet comes back under the next revision.
-                var meta = newRs.Metadata();
-                var annotations = meta.Obj("annotations");
-                var previous = Revision(newRs).ToString(CultureInfo.InvariantCulture);
-                annotations[RevisionHistoryAnnotation] = annotations.Str(RevisionHistoryAnnotation) is { Length: > 0 } h ? h + "," + previous : previous;
-                annotations[RevisionAnnotation] = (maxOldRevision + 1).ToString(CultureInfo.InvariantCulture);
-                if (!await ControllerLoop.TryUpdateAsync(writer.Store, ReplicaSets, newRs, cancellationToken).ConfigureAwait(false))
-                {
-                    return null;
-                }
+                await CleanupAsync(d, old, cancellationToken).ConfigureAwait(false);
             }
 
-            var revision = Revision(newRs).ToString(CultureInfo.InvariantCulture);
-            if (d.Metadata()["annotations"]?[RevisionAnnotation]?.GetValue<string>() != revision)
+            return await WriteStatusAsync(d, newRs, newRs is null ? old : [.. old, newRs], replicas, unavailable, created, estimateProgress: false, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (newRs is null)
+        {
+            newRs = await CreateNewReplicaSetAsync(d, template, replicas, surge, old, maxOldRevision, cancellationToken).ConfigureAwait(false);
+            if (newRs is null || !await SyncDeploymentRevisionAsync(d, newRs, cancellationToken).ConfigureAwait(false))
             {
-                d.Metadata().Obj("annotations")[RevisionAnnotation] = revision;
-                if (!await ControllerLoop.TryUpdateAsync(writer.Store, Deployments, d, cancellationToken).ConfigureAwait(false))
-                {
-                    return null;
-                }
+                return null;
             }
 
-            var recreate = spec["strategy"]?["type"]?.GetValue<string>() == "Recreate";
-            if (recreate)
-            {
-                var oldUids = old.Select(rs => rs.Uid()).ToHashSet(StringComparer.Ordinal);
-                var oldPodsRunning = pods.Any(p => oldUids.Contains(Pods.ControllerUid(p)!) && Pods.Phase(p) is not ("Succeeded" or "Failed"));
-                await RecreateAsync(d, newRs, old, replicas, oldPodsRunning, cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                await ReconcileNewAsync(d, newRs, owned.Append(newRs).Distinct().ToList(), replicas, surge, cancellationToken).ConfigureAwait(false);
-                await ReconcileOldAsync(d, newRs, old, replicas, unavailable, cancellationToken).ConfigureAwait(false);
-            }
+            created = true;
+        }
 
+        var recreate = spec["strategy"]?["type"]?.GetValue<string>() == "Recreate";
+        if (recreate)
+        {
+            var oldUids = old.Select(rs => rs.Uid()).ToHashSet(StringComparer.Ordinal);
+            var oldPodsRunning = pods.Any(p => oldUids.Contains(Pods.ControllerUid(p)!) && Pods.Phase(p) is not ("Succeeded" or "Failed"));
+            await RecreateAsync(d, newRs, old, replicas, surge, oldPodsRunning, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await ReconcileNewAsync(d, newRs, [.. old, newRs], replicas, surge, cancellationToken).ConfigureAwait(false);
+            await ReconcileOldAsync(d, newRs, old, replicas, surge, unavailable, cancellationToken).ConfigureAwait(false);
+        }
+
+        // As rolloutRolling / rolloutRecreate: old sets are cleaned up once the rollout is complete.
+        if (IsComplete(d, d["status"] as JsonObject, replicas))
+        {
             await CleanupAsync(d, old, cancellationToken).ConfigureAwait(false);
         }
 
-        var all = newRs is null ? old : old.Append(newRs).ToList();
-        return await WriteStatusAsync(d, newRs, all, replicas, unavailable, created, cancellationToken).ConfigureAwait(false);
+        return await WriteStatusAsync(d, newRs, [.. old, newRs], replicas, unavailable, created, estimateProgress: true, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// getNewReplicaSet for an existing set: a template seen before (rollout undo) comes back under the next
+    /// revision; minReadySeconds follows the deployment's; the deployment carries the set's revision.
+    /// False when a write lost a race (the next sync starts again).
+    /// </summary>
+    private async Task<bool> SyncNewReplicaSetAsync(JsonObject d, JsonObject newRs, long maxOldRevision, CancellationToken cancellationToken)
+    {
+        var changed = false;
+        if (Revision(newRs) <= maxOldRevision)
+        {
+            var annotations = newRs.Metadata().Obj("annotations");
+            var previous = Revision(newRs).ToString(CultureInfo.InvariantCulture);
+            annotations[RevisionHistoryAnnotation] = annotations.Str(RevisionHistoryAnnotation) is { Length: > 0 } h ? h + "," + previous : previous;
+            annotations[RevisionAnnotation] = (maxOldRevision + 1).ToString(CultureInfo.InvariantCulture);
+            changed = true;
+        }
+
+        var minReady = ControllerLoop.Long(d["spec"]?["minReadySeconds"]);
+        if (ControllerLoop.Long(newRs["spec"]?["minReadySeconds"]) != minReady)
+        {
+            newRs.Obj("spec")["minReadySeconds"] = minReady;
+            newRs.Metadata()["generation"] = ControllerLoop.Long(newRs.Metadata()["generation"]) + 1;
+            changed = true;
+        }
+
+        if (changed && !await ControllerLoop.TryUpdateAsync(writer.Store, ReplicaSets, newRs, cancellationToken).ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        return await SyncDeploymentRevisionAsync(d, newRs, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<bool> SyncDeploymentRevisionAsync(JsonObject d, JsonObject newRs, CancellationToken cancellationToken)
+    {
+        var revision = Revision(newRs).ToString(CultureInfo.InvariantCulture);
+        if (d.Metadata()["annotations"]?[RevisionAnnotation]?.GetValue<string>() == revision)
+        {
+            return true;
+        }
+
+        d.Metadata().Obj("annotations")[RevisionAnnotation] = revision;
+        return await ControllerLoop.TryUpdateAsync(writer.Store, Deployments, d, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// isScalingEvent: an active ReplicaSet (spec.replicas &gt; 0) was last sized for another spec.replicas
+    /// than the deployment's (its <c>deployment.kubernetes.io/desired-replicas</c> annotation).
+    /// </summary>
+    public static bool IsScalingEvent(long replicas, JsonObject? newRs, IEnumerable<JsonObject> old) =>
+        old.Append(newRs).OfType<JsonObject>().Where(rs => SpecReplicas(rs) > 0)
+            .Any(rs => DesiredAnnotation(rs) is { } desired && desired != replicas);
+
+    private static long? DesiredAnnotation(JsonObject rs) => IntAnnotation(rs, DesiredReplicasAnnotation);
+
+    private static long? IntAnnotation(JsonObject rs, string name) =>
+        long.TryParse(rs.Metadata()["annotations"]?[name]?.GetValue<string>(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : null;
+
+    /// <summary>
+    /// sync.go scale(): with one active set (or none), that one (or the newest) takes spec.replicas; a saturated
+    /// new set means the old ones go to zero; otherwise, under RollingUpdate, the replicas added or removed
+    /// (against spec.replicas + maxSurge) are shared among the active sets in proportion to their size, each
+    /// set's share computed against the size the deployment had when the set was last scaled (its
+    /// <c>deployment.kubernetes.io/max-replicas</c> annotation); what rounding leaves over goes to the first set
+    /// in scaling order: the largest, and of equal ones the newest when scaling up, the oldest when scaling down.
+    /// </summary>
+    private async Task ScaleAsync(JsonObject d, JsonObject? newRs, List<JsonObject> old, long replicas, long surge, CancellationToken cancellationToken)
+    {
+        var sizes = ProportionalSizes(d, newRs, old, replicas, surge);
+        foreach (var (rs, size) in sizes)
+        {
+            await SetSizeAsync(d, rs, size, replicas, surge, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The sizes <see cref="ScaleAsync"/> gives the sets, in the order it writes them (pure, for the tests).</summary>
+    public static List<(JsonObject Set, long Size)> ProportionalSizes(JsonObject d, JsonObject? newRs, List<JsonObject> old, long replicas, long surge)
+    {
+        var active = old.Append(newRs).OfType<JsonObject>().Where(rs => SpecReplicas(rs) > 0).ToList();
+        if (active.Count <= 1)
+        {
+            // FindActiveOrLatest: the only active set, or with none the new set, else the newest old one.
+            var target = active.FirstOrDefault() ?? newRs ?? old.OrderByDescending(rs => rs.Metadata().Str("creationTimestamp"), StringComparer.Ordinal)
+                .ThenByDescending(rs => rs.Name(), StringComparer.Ordinal).FirstOrDefault();
+            return target is null ? [] : [(target, replicas)];
+        }
+
+        if (newRs is not null && IsSaturated(newRs, replicas))
+        {
+            return [.. old.Where(rs => SpecReplicas(rs) > 0).Select(rs => (rs, 0L))];
+        }
+
+        if (d["spec"]?["strategy"]?["type"]?.GetValue<string>() == "Recreate")
+        {
+            // Recreate shares nothing (it runs one set at a time); the sets are only re-annotated, so the
+            // scaling event is over and the rollout goes on.
+            return [.. active.Select(rs => (rs, SpecReplicas(rs)))];
+        }
+
+        var allowed = replicas > 0 ? replicas + surge : 0;
+        var toAdd = allowed - active.Sum(SpecReplicas);
+        if (toAdd == 0)
+        {
+            return [.. active.Select(rs => (rs, SpecReplicas(rs)))];
+        }
+
+        // Larger sets first; of equal size, newer first when growing and older first when shrinking.
+        var ordered = toAdd > 0
+            ? active.OrderByDescending(SpecReplicas).ThenByDescending(rs => rs.Metadata().Str("creationTimestamp"), StringComparer.Ordinal).ThenByDescending(rs => rs.Name(), StringComparer.Ordinal).ToList()
+            : active.OrderByDescending(SpecReplicas).ThenBy(rs => rs.Metadata().Str("creationTimestamp"), StringComparer.Ordinal).ThenBy(rs => rs.Name(), StringComparer.Ordinal).ToList();
+        var statusReplicas = ControllerLoop.Long(d["status"]?["replicas"]);
+        long added = 0;
+        var sizes = new List<(JsonObject Set, long Size)>();
+        foreach (var rs in ordered)
+        {
+            var proportion = Proportion(rs, replicas, surge, statusReplicas, toAdd, added);
+            sizes.Add((rs, SpecReplicas(rs) + proportion));
+            added += proportion;
+        }
+
+        sizes[0] = (sizes[0].Set, Math.Max(0, sizes[0].Size + toAdd - added));
+        return sizes;
+    }
+
+    /// <summary>GetProportion: this set's share of <paramref name="toAdd"/>, never past what is left of it.</summary>
+    private static long Proportion(JsonObject rs, long replicas, long surge, long statusReplicas, long toAdd, long added)
+    {
+        var size = SpecReplicas(rs);
+        if (size == 0 || toAdd == added)
+        {
+            return 0;
+        }
+
+        long fraction;
+        if (replicas == 0)
+        {
+            fraction = -size;
+        }
+        else
+        {
+            // The size of the deployment (with surge) when this set was last scaled; without the annotation, its current size.
+            var before = IntAnnotation(rs, MaxReplicasAnnotation) is { } m && m != 0 ? m : statusReplicas;
+            fraction = before == 0 ? 0 : (long)Math.Round((double)(size * (replicas + surge)) / before, MidpointRounding.AwayFromZero) - size;
+        }
+
+        var allowed = toAdd - added;
+        return toAdd > 0 ? Math.Min(fraction, allowed) : Math.Max(fraction, allowed);
+    }
+
+    /// <summary>IsSaturated: the new set holds spec.replicas, was sized for it, and all of them are available.</summary>
+    private static bool IsSaturated(JsonObject rs, long replicas) =>
+        SpecReplicas(rs) == replicas && DesiredAnnotation(rs) == replicas && StatusCount(rs, "availableReplicas") == replicas;
+
+    /// <summary>DeploymentComplete: every replica updated and available, on the deployment's current generation.</summary>
+    private static bool IsComplete(JsonObject d, JsonObject? status, long replicas) =>
+        status is not null
+        && ControllerLoop.Long(status["updatedReplicas"]) == replicas
+        && ControllerLoop.Long(status["replicas"]) == replicas
+        && ControllerLoop.Long(status["availableReplicas"]) == replicas
+        && ControllerLoop.Long(status["observedGeneration"]) >= ControllerLoop.Long(d.Metadata()["generation"], 1);
 
     /// <summary>maxSurge rounded up and maxUnavailable rounded down against spec.replicas; both zero means one may be unavailable.</summary>
     public static (long Surge, long Unavailable) Limits(JsonObject spec, long replicas)
@@ -240,19 +396,33 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
         }
     }
 
-    private async Task ScaleAsync(JsonObject d, JsonObject rs, long to, long desired, long surge, CancellationToken cancellationToken)
+    /// <summary>scaleReplicaSetAndRecordEvent: resizes a set (a rollout step); nothing when it has that size already.</summary>
+    private Task StepAsync(JsonObject d, JsonObject rs, long to, long replicas, long surge, CancellationToken cancellationToken) =>
+        SpecReplicas(rs) == to ? Task.CompletedTask : SetSizeAsync(d, rs, to, replicas, surge, cancellationToken);
+
+    /// <summary>
+    /// scaleReplicaSet: gives a set its size and the deployment's current spec.replicas and spec.replicas +
+    /// maxSurge as its desired-replicas and max-replicas annotations, which proportional scaling reads later.
+    /// </summary>
+    private async Task SetSizeAsync(JsonObject d, JsonObject rs, long to, long replicas, long surge, CancellationToken cancellationToken)
     {
         var from = SpecReplicas(rs);
-        if (from == to)
+        var desired = replicas.ToString(CultureInfo.InvariantCulture);
+        var max = (replicas + surge).ToString(CultureInfo.InvariantCulture);
+        var annotations = rs.Metadata().Obj("annotations");
+        if (from == to && annotations.Str(DesiredReplicasAnnotation) == desired && annotations.Str(MaxReplicasAnnotation) == max)
         {
             return;
         }
 
-        ControllerLoop.SetReplicas(rs, to);
-        var annotations = rs.Metadata().Obj("annotations");
-        annotations[DesiredReplicasAnnotation] = desired.ToString(CultureInfo.InvariantCulture);
-        annotations[MaxReplicasAnnotation] = (desired + surge).ToString(CultureInfo.InvariantCulture);
-        if (await ControllerLoop.TryUpdateAsync(writer.Store, ReplicaSets, rs, cancellationToken).ConfigureAwait(false))
+        if (from != to)
+        {
+            ControllerLoop.SetReplicas(rs, to);
+        }
+
+        annotations[DesiredReplicasAnnotation] = desired;
+        annotations[MaxReplicasAnnotation] = max;
+        if (await ControllerLoop.TryUpdateAsync(writer.Store, ReplicaSets, rs, cancellationToken).ConfigureAwait(false) && from != to)
         {
             var direction = to > from ? "up" : "down";
             await events.RecordAsync(d, "Normal", "ScalingReplicaSet", $"Scaled {direction} replica set {rs.Name()} from {from} to {to}", "deployment-controller", cancellationToken).ConfigureAwait(false);
@@ -270,7 +440,7 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
 
         if (current > replicas)
         {
-            await ScaleAsync(d, newRs, replicas, replicas, surge, cancellationToken).ConfigureAwait(false);
+            await StepAsync(d, newRs, replicas, replicas, surge, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -278,7 +448,7 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
         var room = replicas + surge - total;
         if (room > 0)
         {
-            await ScaleAsync(d, newRs, Math.Min(replicas, current + room), replicas, surge, cancellationToken).ConfigureAwait(false);
+            await StepAsync(d, newRs, Math.Min(replicas, current + room), replicas, surge, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -286,7 +456,7 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
     /// rolling.go reconcileOldReplicaSets: first drop old pods that are not available anyway, then scale the
     /// old sets down, oldest first, as far as keeps spec.replicas - maxUnavailable pods available.
     /// </summary>
-    private async Task ReconcileOldAsync(JsonObject d, JsonObject newRs, List<JsonObject> old, long replicas, long maxUnavailable, CancellationToken cancellationToken)
+    private async Task ReconcileOldAsync(JsonObject d, JsonObject newRs, List<JsonObject> old, long replicas, long surge, long maxUnavailable, CancellationToken cancellationToken)
     {
         if (old.Sum(SpecReplicas) == 0)
         {
@@ -318,7 +488,7 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
             }
 
             var down = Math.Min(unhealthy, maxScaledDown - cleaned);
-            await ScaleAsync(d, rs, SpecReplicas(rs) - down, replicas, 0, cancellationToken).ConfigureAwait(false);
+            await StepAsync(d, rs, SpecReplicas(rs) - down, replicas, surge, cancellationToken).ConfigureAwait(false);
             cleaned += down;
         }
 
@@ -339,33 +509,42 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
             }
 
             var down = Math.Min(current, canDown);
-            await ScaleAsync(d, rs, current - down, replicas, 0, cancellationToken).ConfigureAwait(false);
+            await StepAsync(d, rs, current - down, replicas, surge, cancellationToken).ConfigureAwait(false);
             canDown -= down;
         }
     }
 
     /// <summary>recreate.go: old sets to zero, and the new one up only once no old pod is left.</summary>
-    private async Task RecreateAsync(JsonObject d, JsonObject newRs, List<JsonObject> old, long replicas, bool oldPodsRunning, CancellationToken cancellationToken)
+    private async Task RecreateAsync(JsonObject d, JsonObject newRs, List<JsonObject> old, long replicas, long surge, bool oldPodsRunning, CancellationToken cancellationToken)
     {
         foreach (var rs in old.Where(rs => SpecReplicas(rs) > 0))
         {
-            await ScaleAsync(d, rs, 0, replicas, 0, cancellationToken).ConfigureAwait(false);
+            await StepAsync(d, rs, 0, replicas, surge, cancellationToken).ConfigureAwait(false);
         }
 
         // Terminating pods count: no new pod starts while an old one may still run.
         if (!oldPodsRunning && old.All(rs => SpecReplicas(rs) == 0))
         {
-            await ScaleAsync(d, newRs, replicas, replicas, 0, cancellationToken).ConfigureAwait(false);
+            await StepAsync(d, newRs, replicas, replicas, surge, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    /// <summary>Deletes the oldest empty old ReplicaSets beyond spec.revisionHistoryLimit.</summary>
+    /// <summary>
+    /// cleanupDeployment: at most spec.revisionHistoryLimit old ReplicaSets are kept; of the ones beyond it, oldest
+    /// revision first, those that are empty (no pods, spec.replicas 0, their controller caught up) are deleted.
+    /// </summary>
     private async Task CleanupAsync(JsonObject d, List<JsonObject> old, CancellationToken cancellationToken)
     {
         var limit = ControllerLoop.Long(d["spec"]?["revisionHistoryLimit"], 10);
-        var empty = old.Where(rs => SpecReplicas(rs) == 0 && StatusCount(rs, "replicas") == 0).OrderBy(Revision).ToList();
-        foreach (var rs in empty.Take(Math.Max(0, empty.Count - (int)limit)))
+        var alive = old.Where(rs => !Pods.IsTerminating(rs)).OrderBy(Revision).ToList();
+        foreach (var rs in alive.Take((int)Math.Max(0, alive.Count - limit)))
         {
+            if (SpecReplicas(rs) != 0 || StatusCount(rs, "replicas") != 0
+                || ControllerLoop.Long(rs.Metadata()["generation"], 1) > StatusCount(rs, "observedGeneration"))
+            {
+                continue;
+            }
+
             try
             {
                 await writer.DeleteAsync(ReplicaSets, rs, null, null, cancellationToken).ConfigureAwait(false);
@@ -377,7 +556,7 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
         }
     }
 
-    private async Task<DateTimeOffset?> WriteStatusAsync(JsonObject d, JsonObject? newRs, List<JsonObject> all, long replicas, long maxUnavailable, bool created, CancellationToken cancellationToken)
+    private async Task<DateTimeOffset?> WriteStatusAsync(JsonObject d, JsonObject? newRs, List<JsonObject> all, long replicas, long maxUnavailable, bool created, bool estimateProgress, CancellationToken cancellationToken)
     {
         var now = writer.Time.GetUtcNow();
         var nowText = ObjectMeta.Time(now);
@@ -409,56 +588,91 @@ public sealed partial class DeploymentController(ObjectWriter writer, EventRecor
 
         DateTimeOffset? next = null;
         var deadline = d["spec"]?["progressDeadlineSeconds"] is JsonValue pds && pds.TryGetValue<long>(out var seconds) ? seconds : (long?)null;
-        var rsName = newRs?.Name() ?? string.Empty;
         var paused = ControllerLoop.Bool(d["spec"]?["paused"]);
-        if (deadline is { } limit && !paused && newRs is not null)
+        if (deadline is not null)
         {
-            var current = Pods.Condition(d, "Progressing");
-            var complete = updated == replicas && total == replicas && available == replicas;
-            var progressed = updated > ControllerLoop.Long(previous["updatedReplicas"]) || ready > ControllerLoop.Long(previous["readyReplicas"])
-                || available > ControllerLoop.Long(previous["availableReplicas"]) || total < ControllerLoop.Long(previous["replicas"]);
-            if (complete)
+            // checkPausedConditions: pausing and resuming show as Progressing Unknown (a timeout already reported
+            // stays), so that the deadline counts again from the moment of the resume.
+            var reason = Progressing(status)?.Str("reason");
+            if (paused && reason is not ("ProgressDeadlineExceeded" or "DeploymentPaused"))
             {
-                ControllerLoop.SetCondition(status, Condition("Progressing", "True", "NewReplicaSetAvailable", $"ReplicaSet \"{rsName}\" has successfully progressed.", nowText), keepUpdateTime: true);
+                ControllerLoop.SetCondition(status, Condition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", nowText));
             }
-            else if (created)
+            else if (!paused && reason == "DeploymentPaused")
             {
-                ControllerLoop.SetCondition(status, Condition("Progressing", "True", "NewReplicaSetCreated", $"Created new replica set \"{rsName}\"", nowText));
-            }
-            else if (current is null)
-            {
-                ControllerLoop.SetCondition(status, Condition("Progressing", "True", "FoundNewReplicaSet", $"Found new replica set \"{rsName}\"", nowText));
-            }
-            else if (progressed || (current.Str("reason") == "NewReplicaSetAvailable" && current.Str("message") != $"ReplicaSet \"{rsName}\" has successfully progressed."))
-            {
-                ControllerLoop.SetCondition(status, Condition("Progressing", "True", "ReplicaSetUpdated", $"ReplicaSet \"{rsName}\" is progressing.", nowText));
-            }
-            else if (current.Str("reason") != "ProgressDeadlineExceeded" && current.Str("reason") != "NewReplicaSetAvailable")
-            {
-                var since = ObjectMeta.ParseTime(current.Str("lastUpdateTime")) ?? now;
-                if (since.AddSeconds(limit) <= now)
-                {
-                    ControllerLoop.SetCondition(status, Condition("Progressing", "False", "ProgressDeadlineExceeded", $"ReplicaSet \"{rsName}\" has timed out progressing.", nowText));
-                    LogDeadline(d.Namespace(), d.Name());
-                }
-                else
-                {
-                    next = since.AddSeconds(limit);
-                }
-            }
-
-            if (next is null && Progressing(status) is { } progressing && progressing.Str("status") == "True" && progressing.Str("reason") != "NewReplicaSetAvailable")
-            {
-                next = (ObjectMeta.ParseTime(progressing.Str("lastUpdateTime")) ?? now).AddSeconds(limit);
+                ControllerLoop.SetCondition(status, Condition("Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed", nowText));
             }
         }
-        else if (paused)
+
+        if (deadline is { } limit && estimateProgress && newRs is not null)
         {
-            ControllerLoop.SetCondition(status, Condition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", nowText), keepUpdateTime: true);
+            next = EstimateProgress(d, status, previous, newRs, replicas, created, limit, now);
         }
 
         await ControllerLoop.WriteStatusAsync(writer.Store, Deployments, d, status, cancellationToken).ConfigureAwait(false);
         return next;
+    }
+
+    /// <summary>
+    /// syncRolloutStatus: the Progressing condition of a rollout (complete, set created, progress since the last
+    /// sync, or ProgressDeadlineExceeded once progressDeadlineSeconds pass after the last progress); returns when
+    /// the deadline falls, if the rollout is still under way.
+    /// </summary>
+    private DateTimeOffset? EstimateProgress(JsonObject d, JsonObject status, JsonObject previous, JsonObject newRs, long replicas, bool created, long limit, DateTimeOffset now)
+    {
+        var nowText = ObjectMeta.Time(now);
+        var rsName = newRs.Name();
+        var current = Progressing(status);
+        var total = ControllerLoop.Long(status["replicas"]);
+        var updated = ControllerLoop.Long(status["updatedReplicas"]);
+        var available = ControllerLoop.Long(status["availableReplicas"]);
+        if (total == updated && current?.Str("reason") == "NewReplicaSetAvailable" && current.Str("message") == $"ReplicaSet \"{rsName}\" has successfully progressed.")
+        {
+            // A finished rollout being resynced (or scaled): nothing to estimate.
+            return null;
+        }
+
+        // DeploymentProgressing: more updated, ready or available pods, or fewer old ones, than at the last sync.
+        var progressed = updated > ControllerLoop.Long(previous["updatedReplicas"])
+            || total - updated < ControllerLoop.Long(previous["replicas"]) - ControllerLoop.Long(previous["updatedReplicas"])
+            || ControllerLoop.Long(status["readyReplicas"]) > ControllerLoop.Long(previous["readyReplicas"])
+            || available > ControllerLoop.Long(previous["availableReplicas"]);
+        if (updated == replicas && total == replicas && available == replicas)
+        {
+            ControllerLoop.SetCondition(status, Condition("Progressing", "True", "NewReplicaSetAvailable", $"ReplicaSet \"{rsName}\" has successfully progressed.", nowText), keepUpdateTime: true);
+            return null;
+        }
+
+        if (created)
+        {
+            ControllerLoop.SetCondition(status, Condition("Progressing", "True", "NewReplicaSetCreated", $"Created new replica set \"{rsName}\"", nowText));
+        }
+        else if (current is null)
+        {
+            ControllerLoop.SetCondition(status, Condition("Progressing", "True", "FoundNewReplicaSet", $"Found new replica set \"{rsName}\"", nowText));
+        }
+        else if (progressed || current.Str("reason") == "NewReplicaSetAvailable")
+        {
+            ControllerLoop.SetCondition(status, Condition("Progressing", "True", "ReplicaSetUpdated", $"ReplicaSet \"{rsName}\" is progressing.", nowText));
+        }
+        else if (current.Str("reason") == "ProgressDeadlineExceeded")
+        {
+            return null;
+        }
+        else
+        {
+            var since = ObjectMeta.ParseTime(current.Str("lastUpdateTime")) ?? now;
+            if (since.AddSeconds(limit) <= now)
+            {
+                ControllerLoop.SetCondition(status, Condition("Progressing", "False", "ProgressDeadlineExceeded", $"ReplicaSet \"{rsName}\" has timed out progressing.", nowText));
+                LogDeadline(d.Namespace(), d.Name());
+                return null;
+            }
+
+            return since.AddSeconds(limit);
+        }
+
+        return (ObjectMeta.ParseTime(Progressing(status)?.Str("lastUpdateTime")) ?? now).AddSeconds(limit);
     }
 
     private static JsonObject? Progressing(JsonObject status) =>

@@ -183,8 +183,14 @@ public sealed class DaemonSetAndJobTests : IAsyncLifetime
         pod["status"]!["containerStatuses"] = new JsonArray(new JsonObject { ["name"] = "app", ["restartCount"] = 3 });
         await _h.Store.UpdateAsync(new ObjectKey("pods", "default", pod.Name()), pod);
         await _h.SyncAsync();
-        Assert.Equal("BackoffLimitExceeded", Pods.Condition(await _h.GetAsync("jobs", "job"), "Failed")?.Str("reason"));
+
+        // The decision is recorded at once (FailureTarget); Failed follows once the stopped pod is gone from its node.
+        Assert.Equal("BackoffLimitExceeded", Pods.Condition(await _h.GetAsync("jobs", "job"), "FailureTarget")?.Str("reason"));
+        Assert.Null(Pods.Condition(await _h.GetAsync("jobs", "job"), "Failed"));
         Assert.Empty(await _h.ActivePodsAsync());
+        await _h.FinishDeletionsAsync();
+        await _h.SyncAsync();
+        Assert.Equal("BackoffLimitExceeded", Pods.Condition(await _h.GetAsync("jobs", "job"), "Failed")?.Str("reason"));
     }
 
     [Fact]
@@ -198,10 +204,21 @@ public sealed class DaemonSetAndJobTests : IAsyncLifetime
 
         _h.Time.Advance(TimeSpan.FromSeconds(300));
         await _h.SyncAsync();
-        var failed = Pods.Condition(await _h.GetAsync("jobs", "job"), "Failed");
+        var job = await _h.GetAsync("jobs", "job");
+        Assert.Equal("DeadlineExceeded", Pods.Condition(job, "FailureTarget")?.Str("reason"));
+        Assert.Null(Pods.Condition(job, "Failed"));
+        Assert.Empty(await _h.ActivePodsAsync());
+        Assert.Equal(1, ControllerLoop.Long(job["status"]!["terminating"]));
+
+        // The stopped pod counts as failed; Failed comes once its node has finished with it.
+        await _h.FinishDeletionsAsync();
+        await _h.SyncAsync();
+        job = await _h.GetAsync("jobs", "job");
+        var failed = Pods.Condition(job, "Failed");
         Assert.Equal("DeadlineExceeded", failed?.Str("reason"));
         Assert.Equal("Job was active longer than specified deadline", failed?.Str("message"));
-        Assert.Empty(await _h.ActivePodsAsync());
+        Assert.Equal(1, ControllerLoop.Long(job["status"]!["failed"]));
+        Assert.Empty(await _h.ListAsync("pods"));
     }
 
     [Fact]
@@ -211,16 +228,31 @@ public sealed class DaemonSetAndJobTests : IAsyncLifetime
         await _h.SyncAsync();
         Assert.Equal(2, (await _h.ActivePodsAsync()).Count);
 
+        await _h.MarkAllReadyAsync();
         await _h.UpdateSpecAsync("jobs", "job", j => j["spec"]!["suspend"] = true);
         await _h.SyncAsync();
         Assert.Empty(await _h.ActivePodsAsync());
-        var suspended = Pods.Condition(await _h.GetAsync("jobs", "job"), "Suspended");
+        var job = await _h.GetAsync("jobs", "job");
+        var suspended = Pods.Condition(job, "Suspended");
         Assert.Equal("True", suspended?.Str("status"));
         Assert.Equal("JobSuspended", suspended?.Str("reason"));
+        // Pods stopped by a suspension are released first: they are not failures.
+        Assert.All(await _h.ListAsync("pods"), p => Assert.False(JobController.HasFinalizer(p)));
+        Assert.Null(job["status"]!["failed"]);
 
+        // Nothing changes while it stays suspended, however long (the condition is written once).
+        var version = job.ResourceVersion();
+        _h.Time.Advance(TimeSpan.FromMinutes(5));
+        await _h.SyncAsync();
+        Assert.Equal(version, (await _h.GetAsync("jobs", "job")).ResourceVersion());
+
+        await _h.FinishDeletionsAsync();
         await _h.UpdateSpecAsync("jobs", "job", j => j["spec"]!["suspend"] = false);
         await _h.SyncAsync();
         Assert.Equal(2, (await _h.ActivePodsAsync()).Count);
-        Assert.Equal("JobResumed", Pods.Condition(await _h.GetAsync("jobs", "job"), "Suspended")?.Str("reason"));
+        job = await _h.GetAsync("jobs", "job");
+        Assert.Equal("JobResumed", Pods.Condition(job, "Suspended")?.Str("reason"));
+        // A resumed job's active deadline counts from the resume.
+        Assert.Equal(ObjectMeta.Time(_h.Time.GetUtcNow()), job["status"]!["startTime"]!.GetValue<string>());
     }
 }

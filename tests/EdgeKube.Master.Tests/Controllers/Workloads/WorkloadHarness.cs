@@ -138,12 +138,12 @@ internal sealed class WorkloadHarness : IAsyncDisposable
         }
     }
 
-    /// <summary>Removes pods marked for deletion, as their node does once it has stopped them.</summary>
+    /// <summary>Finishes the deletion of pods marked for it, as the bridge does when their node has stopped them: they go, or wait for their finalizers.</summary>
     public async Task FinishDeletionsAsync()
     {
-        foreach (var pod in (await ListAsync("pods", null)).Where(Pods.IsTerminating))
+        foreach (var pod in (await ListAsync("pods", null)).Where(p => Pods.IsTerminating(p) && !ObjectWriter.IsStopped(p)))
         {
-            await Store.DeleteAsync(new ObjectKey("pods", pod.Namespace(), pod.Name()));
+            await ObjectWriter.FinishPodAsync(Store, Time, new ObjectKey("pods", pod.Namespace(), pod.Name()), pod, default);
         }
     }
 
