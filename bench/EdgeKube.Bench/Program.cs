@@ -15,7 +15,7 @@ public static class Program
         if (error is not null)
         {
             Console.Error.WriteLine("edgekube-bench: " + error);
-            Console.Error.WriteLine($"usage: bench/run.sh [{string.Join('|', Order)}]... [--runs N] [--window SECONDS] [--nodes 100,1000] [--pods-per-node 10] [--out DIR] [--agent PATH] [--agent-env NAME=VALUE]...");
+            Console.Error.WriteLine($"usage: bench/run.sh [{string.Join('|', Order)}|trace]... [--runs N] [--window SECONDS] [--nodes 100,1000] [--pods-per-node 10] [--out DIR] [--agent PATH] [--agent-env NAME=VALUE]...");
             return 2;
         }
 
@@ -45,6 +45,7 @@ public static class Program
                     "bandwidth" => await Bandwidth.RunAsync(options),
                     "scale" => await Scale.RunAsync(options),
                     "storm" => await Storm.RunAsync(options),
+                    "trace" => await Trace.RunAsync(options),
                     _ => throw new ArgumentException(name),
                 };
                 report.Write(options.OutDir, options.Machine);
@@ -110,7 +111,7 @@ public sealed record BenchOptions
 
                         o = o with { AgentEnvironment = new Dictionary<string, string>(o.AgentEnvironment) { [pair[0]] = pair[1] } };
                         break;
-                    case "footprint" or "startup" or "failure" or "bandwidth" or "scale" or "storm": scenarios.Add(args[i]); break;
+                    case "footprint" or "startup" or "failure" or "bandwidth" or "scale" or "storm" or "trace": scenarios.Add(args[i]); break;
                     default: error = $"unknown argument \"{args[i]}\""; return o;
                 }
             }

@@ -28,7 +28,8 @@ public static class Program
         var pullTimeout = new Option<int>("--image-pull-timeout") { Description = "Deadline of one image pull, in seconds", DefaultValueFactory = _ => (int)defaults.ImagePullTimeout.TotalSeconds };
         var fileCheck = new Option<double>("--file-check-frequency") { Description = "Seconds between checks of the static pod directory", DefaultValueFactory = _ => defaults.FileCheckFrequency.TotalSeconds };
         var cniConfDir = new Option<string>("--cni-conf-dir") { Description = "Where to write the CNI config for this node's pod CIDR (containerd's CNI conf_dir; empty: leave the pod network alone)", DefaultValueFactory = _ => defaults.CniConfDir };
-        var statusFrequency = new Option<double>("--node-status-update-frequency") { Description = "Seconds between lease renewals and node status checks", DefaultValueFactory = _ => defaults.NodeStatusUpdateFrequency.TotalSeconds };
+        var statusFrequency = new Option<double>("--node-status-update-frequency") { Description = "Seconds between node status checks (the status is published when it changed)", DefaultValueFactory = _ => defaults.NodeStatusUpdateFrequency.TotalSeconds };
+        var leaseDuration = new Option<int>("--node-lease-duration-seconds") { Description = "How long the master holds the node's lease while its MQTT session is open; renewed every quarter of it", DefaultValueFactory = _ => (int)defaults.NodeLeaseDuration.TotalSeconds };
         var config = new Option<string?>("--config") { Description = "Agent config file (the join config printed by `edgekube-master node add`)" };
         var maxPods = new Option<int>("--max-pods") { Description = "Number of pods this node can run", DefaultValueFactory = _ => defaults.MaxPods };
         var systemReserved = new Option<string?>("--system-reserved") { Description = "Resources reserved for the OS, e.g. cpu=100m,memory=100Mi,ephemeral-storage=1Gi" };
@@ -41,7 +42,7 @@ public static class Program
 
         var root = new RootCommand("edgekube-agent: runs Kubernetes pods on this board through containerd's CRI")
         {
-            config, nodeName, manifests, socket, stateDir, logsDir, address, readOnlyPort, nodeIp, requestTimeout, pullTimeout, fileCheck, cniConfDir, statusFrequency, logLevel,
+            config, nodeName, manifests, socket, stateDir, logsDir, address, readOnlyPort, nodeIp, requestTimeout, pullTimeout, fileCheck, cniConfDir, statusFrequency, leaseDuration, logLevel,
             maxPods, systemReserved, kubeReserved, evictionHard, transition, procfsRoot, sysfsRoot,
         };
 
@@ -81,6 +82,7 @@ public static class Program
                 FileCheckFrequency = TimeSpan.FromSeconds(result.GetValue(fileCheck)),
                 CniConfDir = result.GetValue(cniConfDir) ?? string.Empty,
                 NodeStatusUpdateFrequency = TimeSpan.FromSeconds(result.GetValue(statusFrequency)),
+                NodeLeaseDuration = TimeSpan.FromSeconds(result.GetValue(leaseDuration)),
                 MaxPods = result.GetValue(maxPods),
                 SystemReserved = result.GetValue(systemReserved),
                 KubeReserved = result.GetValue(kubeReserved),
@@ -166,7 +168,7 @@ public static class Program
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(sp => EdgeKube.Hosting.ServiceNotifier.FromEnvironment(sp.GetRequiredService<TimeProvider>()));
-        builder.Services.AddSingleton<IContainerRuntime>(_ => new CriRuntimeClient(options.ContainerdSocket, options.RuntimeRequestTimeout, options.ImagePullTimeout));
+        builder.Services.AddSingleton<IContainerRuntime>(sp => new CriRuntimeClient(options.ContainerdSocket, options.RuntimeRequestTimeout, options.ImagePullTimeout, sp.GetRequiredService<ILogger<CriRuntimeClient>>()));
         builder.Services.AddSingleton<Hosting.Agent>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Hosting.Agent>());
         builder.Services.AddHostedService<SystemdNotifyService>();

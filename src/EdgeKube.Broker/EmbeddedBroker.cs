@@ -48,7 +48,11 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
                 : options.WithEncryptedEndpointBoundIPAddress(tlsEndpoint.Address).WithEncryptedEndpointBoundIPV6Address(IPAddress.None);
         }
 
-        _server = new MqttServerFactory().CreateMqttServer(options.Build());
+        var built = options.Build();
+        // MQTTnet checks keepalive deadlines every 500 ms by default: up to half a second more before a
+        // silent node's will goes out. A pass over the sessions is cheap, even with thousands.
+        built.KeepAliveOptions.MonitorInterval = KeepAliveMonitorInterval;
+        _server = new MqttServerFactory().CreateMqttServer(built);
         _server.ValidatingConnectionAsync += ValidateAsync;
         _server.InterceptingPublishAsync += InterceptPublishAsync;
         _server.InterceptingSubscriptionAsync += InterceptSubscriptionAsync;
@@ -63,6 +67,9 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
         };
         Endpoint = endpoint;
     }
+
+    /// <summary>How often the broker looks for sessions whose keepalive ran out (1.5 × keepalive without a packet).</summary>
+    public static readonly TimeSpan KeepAliveMonitorInterval = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Listen backlog of the MQTT endpoint (the kernel caps it at net.core.somaxconn).</summary>
     public const int ConnectionBacklog = 4096;

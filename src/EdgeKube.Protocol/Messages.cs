@@ -24,10 +24,28 @@ public static class Presence
     public const string Offline = "offline";
 }
 
-/// <summary>The heartbeat a node sends on its lease topic.</summary>
+/// <summary>
+/// The heartbeat a node sends on its lease topic (retained, QoS 0). The master times the renewal by
+/// when it hears it, so no clock is sent. <paramref name="DurationSeconds"/>: how long the lease holds
+/// while the node's MQTT session is open (it is renewed every quarter of it). <paramref name="Status"/>:
+/// the <see cref="StatusDigest"/> of the node status the node last published, so the master sees
+/// whether the copy it holds is that one and asks for the status again when not.
+/// </summary>
 public sealed record Lease(
-    [property: JsonPropertyName("renewTime")] DateTimeOffset RenewTime,
-    [property: JsonPropertyName("durationSeconds")] int DurationSeconds);
+    [property: JsonPropertyName("durationSeconds")] int DurationSeconds,
+    [property: JsonPropertyName("status"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Status = null);
+
+/// <summary>The short digest of a published node status that a <see cref="Lease"/> carries.</summary>
+public static class StatusDigest
+{
+    /// <summary>The first 8 bytes of SHA-256 over the exact payload, as 16 lower-case hex digits.</summary>
+    public static string Of(ReadOnlySpan<byte> payload)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        System.Security.Cryptography.SHA256.HashData(payload, hash);
+        return Convert.ToHexStringLower(hash[..8]);
+    }
+}
 
 /// <summary>
 /// Request on <c>nodes/{node}/rpc/logs</c>: a container's log from <paramref name="Offset"/> (bytes into

@@ -30,13 +30,16 @@ public sealed class Topics(string prefix = Topics.DefaultPrefix)
     /// <summary>Node → master, retained: "online", or "offline" from the connection's will.</summary>
     public string Presence(string node) => $"{Node(node)}/presence";
 
-    /// <summary>Node → master, not retained: the heartbeat.</summary>
+    /// <summary>Node → master, retained, QoS 0: the heartbeat with the digest of the node's last status.</summary>
     public string Lease(string node) => $"{Node(node)}/lease";
 
     /// <summary>Master → node, retained: flash the LEDs (<see cref="IdentifyRequest"/>); empty = stop.</summary>
     public string Identify(string node) => $"{Node(node)}/identify";
 
-    /// <summary>Requests to the node (logs), MQTT 5 request/response.</summary>
+    /// <summary>The master asks the node to publish its status again (its copy differs from the lease's digest); no reply.</summary>
+    public const string ResendStatus = "status";
+
+    /// <summary>Requests to the node (logs, <see cref="ResendStatus"/>), MQTT 5 request/response.</summary>
     public string Rpc(string node, string method) => $"{Node(node)}/rpc/{method}";
 
     /// <summary>Node → master: replies to rpc requests (the request's MQTT 5 response topic lies here).</summary>

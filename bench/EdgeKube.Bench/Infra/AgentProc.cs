@@ -11,10 +11,12 @@ public sealed partial class AgentProc : IAsyncDisposable
     private readonly LogTail _log = new();
     private readonly string _configPath;
     private readonly string _socket;
+    private readonly string _logLevel;
     private Process? _process;
 
-    public AgentProc(string joinConfig, string containerdSocket, int brokerPort, int? keepAliveSeconds = null)
+    public AgentProc(string joinConfig, string containerdSocket, int brokerPort, int? keepAliveSeconds = null, string logLevel = "Information")
     {
+        _logLevel = logLevel;
         WorkDir = Directory.CreateTempSubdirectory("edgekube-bench-agent-").FullName;
         _socket = containerdSocket;
         var config = BrokerUrl().Replace(joinConfig, $"url: mqtt://127.0.0.1:{brokerPort}");
@@ -34,6 +36,9 @@ public sealed partial class AgentProc : IAsyncDisposable
     public bool HasExited => _process?.HasExited ?? true;
 
     public string Log => _log.ToString();
+
+    /// <summary>Every line the agent writes, as it arrives.</summary>
+    public LogTail Lines => _log;
 
     public static string PublishedBinary => Path.Combine(ContainerdHost.RepoRoot, "artifacts", "publish", "linux-x64", "edgekube-agent");
 
@@ -68,7 +73,7 @@ public sealed partial class AgentProc : IAsyncDisposable
         foreach (var a in new[]
         {
             "--config", _configPath, "--containerd-socket", _socket, "--state-dir", Path.Combine(WorkDir, "state"),
-            "--pod-logs-dir", Path.Combine(WorkDir, "logs"), "--read-only-port", ReadOnlyPort.ToString(CultureInfo.InvariantCulture), "--node-ip", "127.0.0.1",
+            "--pod-logs-dir", Path.Combine(WorkDir, "logs"), "--read-only-port", ReadOnlyPort.ToString(CultureInfo.InvariantCulture), "--node-ip", "127.0.0.1", "--log-level", _logLevel,
         })
         {
             psi.ArgumentList.Add(a);

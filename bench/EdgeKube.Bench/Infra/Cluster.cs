@@ -26,16 +26,17 @@ public sealed class Cluster : IAsyncDisposable
 
     public AgentProc Agent { get; private set; }
 
-    public static async Task<Cluster> StartAsync(double gracePeriodSeconds = 40, int? keepAliveSeconds = null)
+    /// <param name="logLevel">Of the master and the agent: Debug for the trace scenario's timestamps of each hop.</param>
+    public static async Task<Cluster> StartAsync(double gracePeriodSeconds = 40, int? keepAliveSeconds = null, string logLevel = "Information")
     {
         await AgentProc.EnsurePublishedAsync("linux-x64");
         var containerd = new ContainerdHost();
         await containerd.InitializeAsync();
         var master = new MasterProc();
-        await master.StartAsync(gracePeriodSeconds);
+        await master.StartAsync(gracePeriodSeconds, logLevel);
         var join = await master.AddNodeAsync(Node);
         var proxy = new TcpProxy(master.MqttPort);
-        var agent = new AgentProc(join, containerd.SocketPath, proxy.Port, keepAliveSeconds);
+        var agent = new AgentProc(join, containerd.SocketPath, proxy.Port, keepAliveSeconds, logLevel);
         agent.Start();
         var cluster = new Cluster(containerd, master, proxy, agent);
         await cluster.WaitNodeReadyAsync(true, TimeSpan.FromSeconds(120));

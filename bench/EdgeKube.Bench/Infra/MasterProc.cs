@@ -25,6 +25,9 @@ public sealed class MasterProc : IAsyncDisposable
 
     public string Log => _log.ToString();
 
+    /// <summary>Every line the master writes, as it arrives.</summary>
+    public LogTail Lines => _log;
+
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "edgekube-master.dll");
 
     public HttpClient Http => _http ?? throw new InvalidOperationException("master not started");

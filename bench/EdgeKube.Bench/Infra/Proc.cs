@@ -209,12 +209,17 @@ public sealed class LogTail(int lines = 300)
 {
     private readonly Queue<string> _lines = new();
 
+    /// <summary>Called with every line as it arrives (the trace scenario reads timestamps from them).</summary>
+    public event Action<string>? LineAdded;
+
     public void Add(string? line)
     {
         if (line is null)
         {
             return;
         }
+
+        LineAdded?.Invoke(line);
 
         lock (_lines)
         {

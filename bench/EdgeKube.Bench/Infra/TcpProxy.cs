@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 
@@ -17,6 +18,8 @@ public sealed class TcpProxy : IAsyncDisposable
     private long _up;
     private long _down;
     private volatile bool _cut;
+    private long _lastUpTicks;
+    private ConcurrentQueue<Chunk>? _chunks;
 
     public TcpProxy(int targetPort)
     {
@@ -34,6 +37,27 @@ public sealed class TcpProxy : IAsyncDisposable
     public long BytesDown => Interlocked.Read(ref _down);
 
     public long Bytes => BytesUp + BytesDown;
+
+    /// <summary>When bytes from an agent were last forwarded to the broker (UTC).</summary>
+    public DateTime LastUp => new(Interlocked.Read(ref _lastUpTicks), DateTimeKind.Utc);
+
+    /// <summary>Starts keeping every chunk forwarded, with its time and a copy of its bytes (startup and trace scenarios).</summary>
+    public void Record() => _chunks = new ConcurrentQueue<Chunk>();
+
+    /// <summary>The chunks forwarded since <see cref="Record"/>.</summary>
+    public IReadOnlyList<Chunk> Chunks => _chunks is { } c ? [.. c] : [];
+
+    /// <summary>The agents' ends of the open connections (their local ports), to look the sockets up with <c>ss</c>.</summary>
+    public IReadOnlyList<int> ClientPorts
+    {
+        get
+        {
+            lock (_pairs)
+            {
+                return [.. _pairs.Select(p => p.Client.RemoteEndPoint).OfType<IPEndPoint>().Select(e => e.Port)];
+            }
+        }
+    }
 
     public int Connections
     {
@@ -160,6 +184,12 @@ public sealed class TcpProxy : IAsyncDisposable
                     continue;
                 }
 
+                if (isUp)
+                {
+                    Interlocked.Exchange(ref _lastUpTicks, DateTime.UtcNow.Ticks);
+                }
+
+                _chunks?.Enqueue(new Chunk(DateTime.UtcNow, isUp, buffer.AsSpan(0, n).ToArray()));
                 Interlocked.Add(ref isUp ? ref _up : ref _down, n);
                 await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, _stop.Token);
             }
@@ -177,4 +207,13 @@ public sealed class TcpProxy : IAsyncDisposable
         _stop.Dispose();
         return ValueTask.CompletedTask;
     }
+}
+
+/// <summary>One read forwarded by the proxy: when, which way (up = agent to broker) and its bytes (MQTT packets, whole or in part).</summary>
+public sealed record Chunk(DateTime At, bool Up, byte[] Data)
+{
+    public int Bytes => Data.Length;
+
+    /// <summary>Whether the chunk holds every one of <paramref name="texts"/> (UTF-8, as MQTT topics and JSON payloads are).</summary>
+    public bool Holds(params string[] texts) => texts.All(t => Data.AsSpan().IndexOf(System.Text.Encoding.UTF8.GetBytes(t)) >= 0);
 }

@@ -1,9 +1,12 @@
+using System.Diagnostics;
 using System.Net.Sockets;
 using EdgeKube.Agent.Cri.Relist;
 using EdgeKube.Agent.Cri.V1;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EdgeKube.Agent.Cri;
 
@@ -12,7 +15,7 @@ namespace EdgeKube.Agent.Cri;
 /// carries a deadline (<c>--runtime-request-timeout</c>; pulls <c>--image-pull-timeout</c>; exec and
 /// stop their own timeout on top), and every gRPC failure is mapped to a <see cref="RuntimeErrorKind"/>.
 /// </summary>
-public sealed class CriRuntimeClient : IContainerRuntime, IDisposable
+public sealed partial class CriRuntimeClient : IContainerRuntime, IDisposable
 {
     /// <summary>The CRI API version the agent speaks; containerd answers it in <c>runtime_api_version</c>.</summary>
     public const string ApiVersion = "v1";
@@ -32,9 +35,12 @@ public sealed class CriRuntimeClient : IContainerRuntime, IDisposable
 
     private static readonly Method<ListPodSandboxRequest, ListPodSandboxView> ListPodSandboxViewMethod =
         new(MethodType.Unary, "runtime.v1.RuntimeService", "ListPodSandbox", ProtoMarshaller(ListPodSandboxRequest.Parser), ProtoMarshaller(ListPodSandboxView.Parser.WithDiscardUnknownFields(true)));
+    private readonly ILogger _logger;
 
-    public CriRuntimeClient(string socketPath, TimeSpan requestTimeout, TimeSpan pullTimeout)
+    /// <param name="logger">At Debug, every call with its duration (the bench's startup trace reads them).</param>
+    public CriRuntimeClient(string socketPath, TimeSpan requestTimeout, TimeSpan pullTimeout, ILogger<CriRuntimeClient>? logger = null)
     {
+        _logger = logger ?? (ILogger)NullLogger.Instance;
         _socketPath = socketPath;
         _requestTimeout = requestTimeout;
         _pullTimeout = pullTimeout;
@@ -313,6 +319,7 @@ public sealed class CriRuntimeClient : IContainerRuntime, IDisposable
 
     private async Task<T> Call<T>(string call, Func<Task<T>> invoke)
     {
+        var started = _logger.IsEnabled(LogLevel.Debug) ? Stopwatch.GetTimestamp() : 0;
         try
         {
             return await invoke().ConfigureAwait(false);
@@ -325,7 +332,17 @@ public sealed class CriRuntimeClient : IContainerRuntime, IDisposable
         {
             throw new RuntimeException(Classify(e), $"CRI {call}: {e.Status.Detail} ({e.StatusCode})", e);
         }
+        finally
+        {
+            if (started != 0)
+            {
+                LogCall(call, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            }
+        }
     }
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Debug, Message = "CRI {Call} took {Milliseconds:0.0} ms")]
+    private partial void LogCall(string call, double milliseconds);
 
     /// <summary>gRPC status → what the caller should do (never by message text).</summary>
     internal static RuntimeErrorKind Classify(RpcException e) => e.StatusCode switch

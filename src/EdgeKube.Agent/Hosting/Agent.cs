@@ -100,7 +100,10 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         using var buses = Buses ?? Board.BoardBuses.Real(options.Board.GpioChip);
         var sensors = new Board.Sensors.SensorHub(Board.SensorFactory.Create(options.Board, buses, host, time), time, loggers.CreateLogger<Board.Sensors.SensorHub>());
         var decorators = new List<INodeDecorator> { devices, sensors };
-        var monitor = new NodeMonitor(options, hostIp, runtime, observer, host, decorators, time, loggers.CreateLogger<NodeMonitor>());
+        var monitor = new NodeMonitor(options, hostIp, runtime, observer, host, decorators, time, loggers.CreateLogger<NodeMonitor>())
+        {
+            SamplePeriod = options.NodeStatusUpdateFrequency,
+        };
         Monitor = monitor;
         var usage = new UsageCollector(runtime, host, time, loggers.CreateLogger<UsageCollector>());
         var loops = new List<Task> { observer.RunAsync(stoppingToken), monitor.RunAsync(stoppingToken), usage.RunAsync(stoppingToken), sensors.RunAsync(stoppingToken) };
@@ -124,7 +127,7 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             link.MessageReceived += mqttSource.HandleAsync;
             var rpc = new RpcServer(link, options.NodeName, new ContainerLogs(desired, statuses, layout), loggers.CreateLogger<RpcServer>());
             link.MessageReceived += rpc.HandleAsync;
-            _ = new StatusPublisher(link, options.NodeName, desired, statuses);
+            _ = new StatusPublisher(link, options.NodeName, desired, statuses, time, loggers.CreateLogger<StatusPublisher>());
             var identify = new Board.Leds.IdentifyListener(link.Topics, options.NodeName, () => Leds, loggers.CreateLogger<Board.Leds.IdentifyListener>());
             link.MessageReceived += identify.HandleAsync;
             if (options.CniConfDir is { Length: > 0 } cniConfDir)
@@ -137,11 +140,12 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
 
             var reporter = new NodeReporter(link, monitor, options.NodeName, time, loggers.CreateLogger<NodeReporter>())
             {
-                LeasePeriod = options.NodeStatusUpdateFrequency,
+                LeaseDuration = options.NodeLeaseDuration,
                 // The first report carries every sensor's first reading: the master drops the sensor keys a report lacks.
                 ReadyToReport = sensors.FirstRound,
             };
             loops.Add(reporter.RunAsync(stoppingToken));
+            loops.Add(HoldLinkWhileHungAsync(link, stoppingToken));
             LogBroker(broker.Url.ToString());
         }
 
@@ -191,6 +195,41 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
             }
 
             LogStopped();
+        }
+    }
+
+    /// <summary>
+    /// How long the main loop may go without a turn before the agent counts as hung: one relist is two
+    /// CRI calls, each with the runtime request deadline, and a handshake retry waits at most 10 s.
+    /// The systemd watchdog and the broker link use the same.
+    /// </summary>
+    public static TimeSpan HangTolerance(AgentOptions options) => (2 * options.RuntimeRequestTimeout) + TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// While the main loop does not turn, the broker link is held down: the master counts an open MQTT
+    /// session as proof of life, so a hung agent must not keep one (the lease it would have stopped
+    /// renewing is long). The link comes back when the loop turns again.
+    /// </summary>
+    private async Task HoldLinkWhileHungAsync(MqttLink link, CancellationToken cancellationToken)
+    {
+        var tolerance = HangTolerance(options);
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (!IsAlive(tolerance))
+                {
+                    await link.HoldAsync($"the agent's main loop has not turned for {tolerance.TotalSeconds:0} s", cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    link.Release();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
         }
     }
 

@@ -43,8 +43,19 @@ public sealed record AgentOptions
     /// <summary><c>--cni-conf-dir</c>: where the agent writes the CNI config for its pod CIDR (containerd's CRI <c>conf_dir</c>); empty leaves the pod network to someone else.</summary>
     public string CniConfDir { get; init; } = "/etc/cni/net.d";
 
-    /// <summary><c>--node-status-update-frequency</c>: how often the node renews its lease and checks its status (kubelet's 10 s); keep it well under the master's grace period.</summary>
-    public TimeSpan NodeStatusUpdateFrequency { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// <c>--node-status-update-frequency</c>: how often the node computes its status, which is published
+    /// when it changed. kubelet's default is 10 s; checking every second costs nothing on the link.
+    /// </summary>
+    public TimeSpan NodeStatusUpdateFrequency { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// <c>--node-lease-duration-seconds</c> (kubelet's nodeLeaseDurationSeconds, 40 s there): how long the
+    /// master holds the lease while the node's MQTT session is open; renewed every quarter of it. The
+    /// session is the proof of life (will, broker keepalive, the link taken down when the agent hangs),
+    /// so the lease is a backstop and can be long: 600 s, a lease every 150 s.
+    /// </summary>
+    public TimeSpan NodeLeaseDuration { get; init; } = TimeSpan.FromSeconds(600);
 
     /// <summary>From <c>--config</c>: the broker the master's pods come from; none runs only static pods.</summary>
     public Mqtt.BrokerOptions? Broker { get; init; }
@@ -130,6 +141,11 @@ public sealed record AgentOptions
         if (NodeStatusUpdateFrequency <= TimeSpan.Zero)
         {
             errors.Add("--node-status-update-frequency: must be positive");
+        }
+
+        if (NodeLeaseDuration < TimeSpan.FromSeconds(1) || NodeLeaseDuration > TimeSpan.FromDays(1))
+        {
+            errors.Add($"--node-lease-duration-seconds: {NodeLeaseDuration.TotalSeconds:0} is out of range (1-86400)");
         }
 
         if (FileCheckFrequency <= TimeSpan.Zero)

@@ -12,11 +12,8 @@ namespace EdgeKube.Agent.Hosting;
 internal sealed partial class SystemdNotifyService(Agent agent, AgentOptions options, ServiceNotifier notifier, IHostApplicationLifetime lifetime, ILogger<SystemdNotifyService> logger)
     : BackgroundService
 {
-    /// <summary>
-    /// How long the main loop may go without a turn before pings stop: one relist is two CRI calls,
-    /// each with the runtime request deadline, and a handshake retry waits at most 10 s.
-    /// </summary>
-    public TimeSpan Tolerance => 2 * options.RuntimeRequestTimeout + TimeSpan.FromSeconds(10);
+    /// <summary>How long the main loop may go without a turn before pings stop (<see cref="Agent.HangTolerance"/>).</summary>
+    public TimeSpan Tolerance => Agent.HangTolerance(options);
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {

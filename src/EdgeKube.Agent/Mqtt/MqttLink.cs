@@ -50,6 +50,7 @@ public sealed partial class MqttLink : IAsyncDisposable
     private readonly Dictionary<string, byte[]> _retained = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _publishLock = new(1, 1);
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private volatile string? _held;
 
     public MqttLink(BrokerOptions options, string nodeName, TimeProvider time, ILogger<MqttLink> logger)
     {
@@ -76,6 +77,9 @@ public sealed partial class MqttLink : IAsyncDisposable
 
     public bool IsConnected => _client.IsConnected;
 
+    /// <summary>Why the link is held down (<see cref="HoldAsync"/>); null while it may connect.</summary>
+    public string? HeldBecause => _held;
+
     public long Connects { get; private set; }
 
     /// <summary>Raised for every message on the node's topics; the broker is acknowledged after it returns.</summary>
@@ -90,7 +94,7 @@ public sealed partial class MqttLink : IAsyncDisposable
         var attempt = 0;
         while (!cancellationToken.IsCancellationRequested)
         {
-            if (!_client.IsConnected)
+            if (!_client.IsConnected && _held is null)
             {
                 try
                 {
@@ -114,6 +118,52 @@ public sealed partial class MqttLink : IAsyncDisposable
             // Wait for a disconnect (or a periodic check).
             await _wake.WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Takes the link down and keeps it down until <see cref="Release"/>: the agent is hung, so the
+    /// master must stop counting its open session as proof of life. Says "offline" on the presence
+    /// topic itself and then disconnects asking for the will too (MQTT 5 reason 0x04, which mosquitto
+    /// honours; MQTTnet's broker treats any DISCONNECT as clean, hence the explicit presence).
+    /// </summary>
+    public async Task HoldAsync(string reason, CancellationToken cancellationToken)
+    {
+        if (_held is null)
+        {
+            LogHeld(reason);
+        }
+
+        // Called again while held, it takes down a connection that was being made meanwhile.
+        _held = reason;
+        if (!_client.IsConnected)
+        {
+            return;
+        }
+
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(5));
+            await PublishRawAsync(Topics.Presence(_nodeName), Encoding.UTF8.GetBytes(Presence.Offline), retain: true, timeout.Token).ConfigureAwait(false);
+            await _client.DisconnectAsync(new MqttClientDisconnectOptionsBuilder().WithReason(MqttClientDisconnectOptionsReason.DisconnectWithWillMessage).Build(), timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException or OperationCanceledException)
+        {
+            // Gone already: the broker publishes the will when its keepalive runs out.
+        }
+    }
+
+    /// <summary>Lets the link connect again after <see cref="HoldAsync"/>.</summary>
+    public void Release()
+    {
+        if (_held is null)
+        {
+            return;
+        }
+
+        _held = null;
+        LogReleased();
+        _wake.Release();
     }
 
     /// <summary>Jittered exponential backoff: 0.5 s doubling to 30 s, ±25 %.</summary>
@@ -221,7 +271,30 @@ public sealed partial class MqttLink : IAsyncDisposable
         }
     }
 
-    /// <summary>Publishes a non-retained message if connected (lease, replies); dropped otherwise.</summary>
+    /// <summary>
+    /// Publishes a heartbeat (the lease) if connected, retained at QoS 0: no acknowledgement travels
+    /// back, a lost one is made good by the next, and the retained copy tells a master that connects
+    /// later what the node declared. Not kept for the next connect. False when not sent.
+    /// </summary>
+    public async Task<bool> PublishHeartbeatAsync(string topic, byte[] payload, CancellationToken cancellationToken)
+    {
+        if (!_client.IsConnected)
+        {
+            return false;
+        }
+
+        try
+        {
+            await PublishRawAsync(topic, payload, retain: true, cancellationToken, qos: MqttQualityOfServiceLevel.AtMostOnce).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException or OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Publishes a non-retained message if connected (replies); dropped otherwise.</summary>
     public async Task<bool> PublishAsync(string topic, byte[] payload, CancellationToken cancellationToken, byte[]? correlation = null)
     {
         if (!_client.IsConnected)
@@ -254,13 +327,14 @@ public sealed partial class MqttLink : IAsyncDisposable
         }
     }
 
-    private async Task PublishRawAsync(string topic, byte[] payload, bool retain, CancellationToken cancellationToken, byte[]? correlation = null)
+    private async Task PublishRawAsync(string topic, byte[] payload, bool retain, CancellationToken cancellationToken, byte[]? correlation = null,
+        MqttQualityOfServiceLevel qos = MqttQualityOfServiceLevel.AtLeastOnce)
     {
         var message = new MqttApplicationMessageBuilder()
             .WithTopic(topic)
             .WithPayload(payload)
             .WithRetainFlag(retain)
-            .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce);
+            .WithQualityOfServiceLevel(qos);
         if (correlation is not null)
         {
             message = message.WithCorrelationData(correlation);
@@ -335,6 +409,12 @@ public sealed partial class MqttLink : IAsyncDisposable
 
     [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Broker refused publish to {Topic}: {Reason}")]
     private partial void LogPublishRefused(string topic, string reason);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Error, Message = "Broker link held down, node reported offline: {Reason}")]
+    private partial void LogHeld(string reason);
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Information, Message = "Broker link released: connecting again")]
+    private partial void LogReleased();
 
     [LoggerMessage(EventId = 1005, Level = LogLevel.Error, Message = "Message on {Topic} could not be handled: {Error}")]
     private partial void LogHandlerFailed(string topic, string error);

@@ -11,15 +11,30 @@ namespace EdgeKube.Agent.Node;
 
 /// <summary>
 /// Keeps the node current at the master: the node as <see cref="NodeMonitor"/> computes it, published
-/// retained on change only (and again on every connect); and the lease, a few bytes every
-/// <see cref="LeasePeriod"/>, that tells the master the node is alive.
+/// retained on change only (and again on every connect, and when the master asks because its copy is
+/// not the one the lease names); and the lease, renewed every quarter of <see cref="LeaseDuration"/>
+/// (kubelet's rule), a few dozen bytes with the digest of the last status published.
 /// </summary>
+/// <remarks>
+/// While the node's MQTT session is open, the master counts the session as proof of life (the broker's
+/// keepalive and the will tell it at once when the node is gone, and the agent takes its link down when
+/// its main loop hangs), so the lease can be long: it is the backstop for what the session cannot show,
+/// and it carries the status digest in place of kubelet's periodic full status report.
+/// </remarks>
 public sealed partial class NodeReporter(MqttLink link, NodeMonitor monitor, string nodeName, TimeProvider time, ILogger<NodeReporter> logger)
 {
     private readonly SemaphoreSlim _publish = new(1, 1);
     private string? _lastJson;
+    private string? _lastDigest;
 
-    public TimeSpan LeasePeriod { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>How long the master may hold the lease without a renewal while the session is open.</summary>
+    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromSeconds(600);
+
+    /// <summary>The lease is renewed this often: a quarter of its duration, as kubelet does.</summary>
+    public TimeSpan RenewInterval => LeaseDuration / 4;
+
+    /// <summary>The digest of the status last published (what the lease carries); null before the first.</summary>
+    public string? LastDigest => _lastDigest;
 
     /// <summary>Reporting starts once this completes, or after <see cref="MaxReportDelay"/>.</summary>
     public Task ReadyToReport { get; init; } = Task.CompletedTask;
@@ -40,10 +55,28 @@ public sealed partial class NodeReporter(MqttLink link, NodeMonitor monitor, str
         // The node as it is now, not as sampled before the wait.
         await monitor.SampleAsync().ConfigureAwait(false);
 
-        link.Connected += () =>
+        link.Connected += async () =>
         {
-            _lastJson = null; // republish on every connect
-            return monitor.Current is { } node ? PublishAsync(node, cancellationToken) : Task.CompletedTask;
+            // Republished on every connect, with a lease at once: a master whose broker lost the retained
+            // lease (a restart) learns the duration now, not a renewal later.
+            _lastJson = null;
+            if (monitor.Current is { } node)
+            {
+                await PublishAsync(node, cancellationToken).ConfigureAwait(false);
+            }
+
+            await RenewAsync(cancellationToken).ConfigureAwait(false);
+        };
+        link.MessageReceived += message =>
+        {
+            if (message.Topic != link.Topics.Rpc(nodeName, Topics.ResendStatus) || monitor.Current is not { } node)
+            {
+                return Task.CompletedTask;
+            }
+
+            LogResend(nodeName);
+            _lastJson = null;
+            return PublishAsync(node, cancellationToken);
         };
         monitor.Changed += node => PublishAsync(node, cancellationToken);
         if (monitor.Current is { } first)
@@ -53,10 +86,16 @@ public sealed partial class NodeReporter(MqttLink link, NodeMonitor monitor, str
 
         while (!cancellationToken.IsCancellationRequested)
         {
-            var lease = new Lease(time.GetUtcNow(), (int)(LeasePeriod.TotalSeconds * 4));
-            await link.PublishAsync(link.Topics.Lease(nodeName), JsonSerializer.SerializeToUtf8Bytes(lease, ProtocolJson.Default.Lease), cancellationToken).ConfigureAwait(false);
-            await Task.Delay(LeasePeriod, time, cancellationToken).ConfigureAwait(false);
+            await RenewAsync(cancellationToken).ConfigureAwait(false);
+            await Task.Delay(RenewInterval, time, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Publishes the lease now (retained, QoS 0): its duration and the digest of the last status.</summary>
+    public Task<bool> RenewAsync(CancellationToken cancellationToken)
+    {
+        var lease = new Lease((int)Math.Ceiling(LeaseDuration.TotalSeconds), _lastDigest);
+        return link.PublishHeartbeatAsync(link.Topics.Lease(nodeName), JsonSerializer.SerializeToUtf8Bytes(lease, ProtocolJson.Default.Lease), cancellationToken);
     }
 
     /// <summary>Publishes the node when it differs from the last one published.</summary>
@@ -72,9 +111,17 @@ public sealed partial class NodeReporter(MqttLink link, NodeMonitor monitor, str
             }
 
             _lastJson = json;
+            var payload = Encoding.UTF8.GetBytes(json);
+            var first = _lastDigest is null;
+            _lastDigest = StatusDigest.Of(payload);
             var ready = node.Status.Conditions.First(c => c.Type == "Ready");
             LogReported(nodeName, ready.Status, ready.Reason);
-            await link.PublishRetainedAsync(link.Topics.NodeStatus(nodeName), Encoding.UTF8.GetBytes(json), cancellationToken).ConfigureAwait(false);
+            await link.PublishRetainedAsync(link.Topics.NodeStatus(nodeName), payload, cancellationToken).ConfigureAwait(false);
+            if (first)
+            {
+                // The lease sent on connect may have gone out before the first status: name it now, not a renewal later.
+                await RenewAsync(cancellationToken).ConfigureAwait(false);
+            }
         }
         finally
         {
@@ -87,6 +134,9 @@ public sealed partial class NodeReporter(MqttLink link, NodeMonitor monitor, str
 
     [LoggerMessage(EventId = 1200, Level = LogLevel.Debug, Message = "Node {Node} status published: Ready={Ready} ({Reason})")]
     private partial void LogReported(string node, string ready, string reason);
+
+    [LoggerMessage(EventId = 1202, Level = LogLevel.Information, Message = "Node {Node}: the master's copy of the status is not the last one published; publishing it again")]
+    private partial void LogResend(string node);
 }
 
 internal static class DateTimeExtensions

@@ -68,6 +68,7 @@ public sealed partial class PodSyncer(
                 return TimeSpan.FromSeconds(5);
             }
 
+            LogSandboxReady(pod.Namespace(), pod.Name(), sandboxId);
             var status = await runtime.PodSandboxStatusAsync(sandboxId, cancellationToken).ConfigureAwait(false);
             podIp = string.IsNullOrEmpty(status?.Network?.Ip) ? null : status.Network.Ip;
         }
@@ -176,6 +177,7 @@ public sealed partial class PodSyncer(
             return TimeSpan.FromSeconds(10);
         }
 
+        LogCreatedContainer(pod.Namespace(), pod.Name(), name, id);
         try
         {
             await runtime.StartContainerAsync(id, cancellationToken).ConfigureAwait(false);
@@ -269,6 +271,12 @@ public sealed partial class PodSyncer(
 
     [LoggerMessage(EventId = 207, Level = LogLevel.Information, Message = "Started container {Namespace}/{Pod}/{Container} that was created but never started")]
     private partial void LogResumedContainer(string @namespace, string pod, string container);
+
+    [LoggerMessage(EventId = 209, Level = LogLevel.Debug, Message = "Sandbox {Id} of pod {Namespace}/{Pod} is ready")]
+    private partial void LogSandboxReady(string @namespace, string pod, string id);
+
+    [LoggerMessage(EventId = 210, Level = LogLevel.Debug, Message = "Created container {Namespace}/{Pod}/{Container} ({Id})")]
+    private partial void LogCreatedContainer(string @namespace, string pod, string container, string id);
 
     [LoggerMessage(EventId = 208, Level = LogLevel.Warning, Message = "Container {Namespace}/{Pod}/{Container} was created but could not be started: {Error}")]
     private partial void LogResumeFailed(string @namespace, string pod, string container, string error);

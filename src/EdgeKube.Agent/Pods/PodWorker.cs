@@ -189,6 +189,7 @@ public sealed partial class PodWorker
 
     private async Task<TimeSpan> SyncAsync(V1Pod pod, CancellationToken cancellationToken)
     {
+        LogSyncing(Uid, pod.Namespace(), pod.Name());
         var observed = await _ctx.Inspector.InspectAsync(Uid, cancellationToken).ConfigureAwait(false);
         var probes = _ctx.Probes.Results(pod, observed);
         var plan = PodPlanner.PlanSync(pod, observed, probes.Unhealthy);
@@ -305,6 +306,9 @@ public sealed partial class PodWorker
 
     [LoggerMessage(EventId = 601, Level = LogLevel.Information, Message = "Terminating pod {Uid} ({Namespace}/{Name}) with grace period {Seconds}s")]
     private partial void LogTerminating(string uid, string @namespace, string name, double seconds);
+
+    [LoggerMessage(EventId = 603, Level = LogLevel.Debug, Message = "Pod worker {Uid} ({Namespace}/{Name}): sync turn")]
+    private partial void LogSyncing(string uid, string @namespace, string name);
 
     [LoggerMessage(EventId = 602, Level = LogLevel.Information, Message = "Pod {Uid} terminated and removed")]
     private partial void LogTerminated(string uid);

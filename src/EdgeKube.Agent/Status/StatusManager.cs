@@ -86,17 +86,28 @@ public sealed partial class StatusManager
 
             _statuses[uid] = (status, json);
             Updates++;
-            try
+        }
+
+        // Subscribers (the publisher to the master) first, the disk after, and without fsync: the copy on
+        // disk only keeps start and transition times across a restart (a lost one is recomputed), and
+        // flushing it would put two fsyncs beside every pod start's own disk work.
+        StatusChanged?.Invoke(uid, status);
+        lock (_lock)
+        {
+            // Unless the pod was removed or set again meanwhile (that write is the newer one).
+            if (_statuses.TryGetValue(uid, out var current) && ReferenceEquals(current.Json, json))
             {
-                AtomicFile.WriteAllText(Path.Combine(_dir, uid + ".json"), JsonSerializer.Serialize(new PersistedStatus(uid, json), StoreJsonContext.Default.PersistedStatus));
-            }
-            catch (IOException e)
-            {
-                LogPersistFailed(uid, e.Message);
+                try
+                {
+                    AtomicFile.WriteAllText(Path.Combine(_dir, uid + ".json"), JsonSerializer.Serialize(new PersistedStatus(uid, json), StoreJsonContext.Default.PersistedStatus), durable: false);
+                }
+                catch (IOException e)
+                {
+                    LogPersistFailed(uid, e.Message);
+                }
             }
         }
 
-        StatusChanged?.Invoke(uid, status);
         return true;
     }
 

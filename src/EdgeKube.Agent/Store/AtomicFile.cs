@@ -5,7 +5,12 @@ namespace EdgeKube.Agent.Store;
 /// <summary>Crash-safe file writes: temp file in the same directory, fsync, rename, fsync of the directory.</summary>
 public static class AtomicFile
 {
-    public static void WriteAllText(string path, string contents)
+    /// <param name="durable">
+    /// False skips both fsyncs: the rename still replaces the file whole, but a power cut may lose the
+    /// write (or, on some filesystems, leave the file empty, which readers treat as unreadable). For
+    /// data that is only a cache of what can be recomputed.
+    /// </param>
+    public static void WriteAllText(string path, string contents, bool durable = true)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(dir);
@@ -16,11 +21,14 @@ public static class AtomicFile
             {
                 var bytes = Encoding.UTF8.GetBytes(contents);
                 stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
+                stream.Flush(flushToDisk: durable);
             }
 
             File.Move(temp, path, overwrite: true);
-            SyncDirectory(dir);
+            if (durable)
+            {
+                SyncDirectory(dir);
+            }
         }
         catch
         {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -80,6 +81,7 @@ public sealed partial class ApiServer(
     private async Task HandleAsync(HttpContext context)
     {
         var request = context.Request;
+        var started = _logger.IsEnabled(LogLevel.Debug) ? Stopwatch.GetTimestamp() : 0;
         try
         {
             if (!admin.IsValid(request.Headers.Authorization))
@@ -118,6 +120,13 @@ public sealed partial class ApiServer(
             if (!context.Response.HasStarted)
             {
                 await WriteJsonAsync(context, new ApiError(e.StatusCode, "RequestEntityTooLarge", e.Message).ToStatus(), e.StatusCode).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            if (started != 0)
+            {
+                LogRequest(request.Method, request.Path.Value ?? string.Empty, context.Response.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
         }
     }
@@ -819,6 +828,9 @@ public sealed partial class ApiServer(
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(body.ToJsonString(Compact), context.RequestAborted).ConfigureAwait(false);
     }
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Debug, Message = "{Method} {Path}: {Code} in {Milliseconds:0.0} ms")]
+    private partial void LogRequest(string method, string path, int code, double milliseconds);
 
     [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "API server listening on {Url}")]
     private partial void LogListening(string url);

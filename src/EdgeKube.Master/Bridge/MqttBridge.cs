@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -25,11 +26,27 @@ public sealed record BridgeOptions(Uri Broker, string Username, string Password,
     public string ClusterCidr { get; init; } = "10.244.0.0/16";
 }
 
-/// <summary>What the bridge has heard from a node (presence, lease): the node lifecycle controller reads it.</summary>
+/// <summary>
+/// What the bridge has heard from a node (presence, lease, status): the node lifecycle controller reads
+/// it. Times are when a message arrived live; retained copies replayed by the broker on (re)subscribe
+/// say what the node last declared, not that it is alive now.
+/// </summary>
 public sealed record NodeLiveness(DateTimeOffset? LastLease, DateTimeOffset? LastStatus, bool Offline)
 {
     /// <summary>The status the node last reported, so a node heard from again gets its own conditions back in place of Unknown.</summary>
     public JsonObject? ReportedStatus { get; init; }
+
+    /// <summary>When the node last said "online" on its presence topic (live).</summary>
+    public DateTimeOffset? LastOnline { get; init; }
+
+    /// <summary>The lease duration the node declared: how long its lease holds while its session is open; null before its first lease.</summary>
+    public TimeSpan? LeaseDuration { get; init; }
+
+    /// <summary>The <see cref="StatusDigest"/> of the node status last applied to the store.</summary>
+    public string? AppliedStatusDigest { get; init; }
+
+    /// <summary>The latest of the times the node was heard from live.</summary>
+    public DateTimeOffset? LastHeard => new[] { LastLease, LastStatus, LastOnline }.Max();
 }
 
 /// <summary>
@@ -48,7 +65,9 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     private readonly MqttClientFactory _factory = new();
     private readonly IMqttClient _client;
     private readonly SemaphoreSlim _sync = new(1, 1);
-    private readonly Dictionary<string, Dictionary<string, (string Uid, string Rv)>> _published = new(StringComparer.Ordinal);
+    // What each node was last sent per pod: uid, the resourceVersion it carried, and a digest of the
+    // body without status and resourceVersion, so a status-only change is not echoed back to the node.
+    private readonly Dictionary<string, Dictionary<string, PublishedPod>> _published = new(StringComparer.Ordinal);
 
     // The bound pods per node, kept from the last full list and the watch after it (guarded by _sync), so
     // one pod event costs O(pods on its node), not a relist of every pod in the cluster.
@@ -339,30 +358,50 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     /// <summary>The pods the bridge holds for <paramref name="node"/>, by namespace/name: what it publishes to the node.</summary>
     internal IReadOnlyCollection<string> IndexedPods(string node) => _podsByNode.TryGetValue(node, out var pods) ? [.. pods.Keys] : [];
 
-    /// <summary>Brings one node's retained pod topics and index in line with <paramref name="pods"/>.</summary>
+    /// <summary>
+    /// Brings one node's retained pod topics and index in line with <paramref name="pods"/>. A pod is
+    /// sent again only when what the node gets changed: not when only its status (and with it its
+    /// resourceVersion) did, which is mostly the node's own status report coming back.
+    /// </summary>
     private async Task PublishNodeAsync(string node, List<JsonObject> pods, bool force, CancellationToken cancellationToken)
     {
         if (!_published.TryGetValue(node, out var before))
         {
-            before = new Dictionary<string, (string, string)>(StringComparer.Ordinal);
+            before = new Dictionary<string, PublishedPod>(StringComparer.Ordinal);
             _published[node] = before;
         }
 
-        var now = new Dictionary<string, (string Uid, string Rv)>(StringComparer.Ordinal);
+        var now = new Dictionary<string, PublishedPod>(StringComparer.Ordinal);
         var changed = force;
         foreach (var pod in pods)
         {
             var key = pod.Namespace() + "/" + pod.Name();
             var rv = pod.Metadata().Str("resourceVersion") ?? "0";
-            now[key] = (pod.Uid(), rv);
-            if (force || !before.TryGetValue(key, out var was) || was.Rv != rv)
+            var uid = pod.Uid();
+            before.TryGetValue(key, out var was);
+            if (!force && was is not null && was.Uid == uid && was.Rv == rv)
             {
-                // The node gets the pod without its status: the status is the node's to report.
-                var body = pod.DeepClone().AsObject();
-                body.Remove("status");
-                await PublishAsync(_topics.Pod(node, pod.Namespace(), pod.Name()), Encoding.UTF8.GetBytes(body.ToJsonString(Compact)), cancellationToken).ConfigureAwait(false);
-                changed = true;
+                now[key] = was;
+                continue;
             }
+
+            // The node gets the pod without its status: the status is the node's to report.
+            var body = pod.DeepClone().AsObject();
+            body.Remove("status");
+            var meta = body.Metadata();
+            meta.Remove("resourceVersion");
+            var digest = Digest(body.ToJsonString(Compact));
+            if (!force && was is not null && was.Uid == uid && was.Digest == digest)
+            {
+                now[key] = was;
+                continue;
+            }
+
+            meta["resourceVersion"] = rv;
+            await PublishAsync(_topics.Pod(node, pod.Namespace(), pod.Name()), Encoding.UTF8.GetBytes(body.ToJsonString(Compact)), cancellationToken).ConfigureAwait(false);
+            LogPodPublished(pod.Namespace(), pod.Name(), node, rv);
+            now[key] = new PublishedPod(uid, rv, digest);
+            changed = true;
         }
 
         foreach (var gone in before.Keys.Where(k => !now.ContainsKey(k)).ToList())
@@ -386,6 +425,16 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
 
         _published[node] = now;
     }
+
+    private static UInt128 Digest(string json)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes(json), hash);
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(hash);
+    }
+
+    /// <summary>A pod as last published to its node.</summary>
+    private sealed record PublishedPod(string Uid, string Rv, UInt128 Digest);
 
     private async Task PublishAsync(string topic, byte[] payload, CancellationToken cancellationToken)
     {
@@ -645,6 +694,9 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         }
 
         var payload = message.Payload.ToArray();
+        // Delivered live (not a retained copy replayed on subscribe): the node published it just now,
+        // over an MQTT session that is open.
+        var live = !message.Retain;
         try
         {
             switch (rest)
@@ -653,20 +705,18 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                     // Store writes go to the workers (statuses of one node or pod always to the same one, so
                     // they keep their order): applied inline, each message waited for its commit in turn,
                     // and leases queued behind them arrived late enough to make live nodes look lost.
-                    if (HeardNodeStatus(node, payload) is { } reported)
+                    if (HeardNodeStatus(node, payload, live) is { } reported)
                     {
-                        Enqueue(node, message.Topic, () => ApplyNodeStatusAsync(node, reported));
+                        var digest = StatusDigest.Of(payload);
+                        Enqueue(node, message.Topic, () => ApplyNodeStatusAsync(node, reported, digest));
                     }
 
                     break;
                 case ["presence"]:
-                    var offline = Encoding.UTF8.GetString(payload) == Presence.Offline;
-                    _liveness.AddOrUpdate(node, _ => new NodeLiveness(null, null, offline), (_, l) => l with { Offline = offline });
-                    NodeChanged?.Invoke(node);
+                    ApplyPresence(node, Encoding.UTF8.GetString(payload), live);
                     break;
                 case ["lease"]:
-                    var now = _time.GetUtcNow();
-                    _liveness.AddOrUpdate(node, _ => new NodeLiveness(now, null, false), (_, l) => l with { LastLease = now, Offline = false });
+                    ApplyLease(node, payload, live);
                     break;
                 case ["pods", var ns, var name, "status"]:
                     Enqueue(name, message.Topic, () => ApplyPodStatusAsync(node, ns, name, payload));
@@ -690,8 +740,54 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         return Task.CompletedTask;
     }
 
+    private void ApplyPresence(string node, string presence, bool live)
+    {
+        var offline = presence == Presence.Offline;
+        var now = _time.GetUtcNow();
+        DateTimeOffset? online = live && !offline ? now : null;
+        _liveness.AddOrUpdate(node, _ => new NodeLiveness(null, null, offline) { LastOnline = online },
+            (_, l) => l with { Offline = offline, LastOnline = online ?? l.LastOnline });
+        NodeChanged?.Invoke(node);
+    }
+
+    /// <summary>
+    /// A lease: renews the node (when live) and records the duration it declared. When its status
+    /// digest is not that of the status the store holds (a status lost on the way, or one that could
+    /// not be applied), the node is asked to publish its status again: kubelet's periodic status
+    /// report, at the cost of a digest per lease instead of a full status.
+    /// </summary>
+    private void ApplyLease(string node, byte[] payload, bool live)
+    {
+        var lease = JsonSerializer.Deserialize(payload, ProtocolJson.Default.Lease) ?? throw new JsonException("empty lease");
+        var duration = lease.DurationSeconds > 0 ? TimeSpan.FromSeconds(lease.DurationSeconds) : (TimeSpan?)null;
+        var now = _time.GetUtcNow();
+        var liveness = _liveness.AddOrUpdate(node,
+            _ => new NodeLiveness(live ? now : null, null, false) { LeaseDuration = duration },
+            (_, l) => live ? l with { LastLease = now, Offline = false, LeaseDuration = duration } : l with { LeaseDuration = duration });
+        if (live && lease.Status is { Length: > 0 } digest && digest != liveness.AppliedStatusDigest && _client.IsConnected)
+        {
+            LogStatusStale(node, digest, liveness.AppliedStatusDigest ?? "none");
+            // Not awaited: this runs in the client's receive handler, which must not wait for an acknowledgement.
+            _ = RequestStatusAsync(node);
+        }
+    }
+
+    private async Task RequestStatusAsync(string node)
+    {
+        try
+        {
+            var request = new MqttApplicationMessageBuilder().WithTopic(_topics.Rpc(node, Topics.ResendStatus))
+                .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build();
+            await _client.PublishAsync(request).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException or OperationCanceledException)
+        {
+            // The next lease asks again.
+        }
+    }
+
     /// <summary>What a node status says about the node's liveness; taken at once, in order with presence and leases.</summary>
-    private JsonObject? HeardNodeStatus(string node, byte[] payload)
+    private JsonObject? HeardNodeStatus(string node, byte[] payload, bool live)
     {
         if (payload.Length == 0)
         {
@@ -701,11 +797,13 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         var reported = JsonNode.Parse(payload) as JsonObject ?? throw new JsonException("node status is not an object");
         var now = _time.GetUtcNow();
         var reportedStatus = reported["status"]?.DeepClone() as JsonObject;
-        _liveness.AddOrUpdate(node, _ => new NodeLiveness(now, now, false) { ReportedStatus = reportedStatus }, (_, l) => l with { LastStatus = now, LastLease = now, Offline = false, ReportedStatus = reportedStatus });
+        _liveness.AddOrUpdate(node,
+            _ => new NodeLiveness(null, live ? now : null, false) { ReportedStatus = reportedStatus },
+            (_, l) => live ? l with { LastStatus = now, Offline = false, ReportedStatus = reportedStatus } : l with { ReportedStatus = reportedStatus });
         return reported;
     }
 
-    private async Task ApplyNodeStatusAsync(string node, JsonObject reported)
+    private async Task ApplyNodeStatusAsync(string node, JsonObject reported, string digest)
     {
         var key = new ObjectKey("nodes", string.Empty, node);
         var now = _time.GetUtcNow();
@@ -749,6 +847,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                     }
                 }
 
+                _liveness.AddOrUpdate(node, _ => new NodeLiveness(null, null, false) { AppliedStatusDigest = digest }, (_, l) => l with { AppliedStatusDigest = digest });
                 NodeChanged?.Invoke(node);
                 return;
             }
@@ -846,6 +945,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
 
                 current["status"] = status.DeepClone();
                 await _store.UpdateAsync(key, current, current.ResourceVersion()).ConfigureAwait(false);
+                LogPodStatusApplied(ns, name, node, status.Str("phase") ?? string.Empty);
                 return;
             }
             catch (StoreException e) when (e.Kind is StoreErrorKind.Conflict)
@@ -926,6 +1026,15 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
 
     [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Bridge could not publish pods: {Error}; publishing all again")]
     private partial void LogPublishFailed(string error);
+
+    [LoggerMessage(EventId = 4010, Level = LogLevel.Debug, Message = "Pod {Namespace}/{Name} published to node {Node} (resourceVersion {ResourceVersion})")]
+    private partial void LogPodPublished(string @namespace, string name, string node, string resourceVersion);
+
+    [LoggerMessage(EventId = 4011, Level = LogLevel.Debug, Message = "Status of pod {Namespace}/{Name} from node {Node} applied: {Phase}")]
+    private partial void LogPodStatusApplied(string @namespace, string name, string node, string phase);
+
+    [LoggerMessage(EventId = 4012, Level = LogLevel.Information, Message = "Node {Node}: its lease names status {Digest}, the store holds {Applied}; asking for the status again")]
+    private partial void LogStatusStale(string node, string digest, string applied);
 
     [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name} deleted: node {Node} has stopped it")]
     private partial void LogDeleted(string @namespace, string name, string node);

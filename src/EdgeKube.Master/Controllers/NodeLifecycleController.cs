@@ -80,9 +80,7 @@ public sealed partial class NodeLifecycleController(
         foreach (var node in nodes)
         {
             heard.TryGetValue(node.Name(), out var live);
-            // Nodes not heard from since the master started get the grace period from the start, as kube-controller-manager does.
-            var last = new[] { live?.LastLease, live?.LastStatus, _started }.Max()!.Value;
-            var lost = live?.Offline == true || now - last > gracePeriod;
+            var lost = IsLost(live, now);
             if (lost)
             {
                 lostNodes.Add(node.Name());
@@ -102,6 +100,27 @@ public sealed partial class NodeLifecycleController(
         {
             await MarkPodsNotReadyAsync(lostNodes, now, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Whether a node counts as lost. Its will (presence <c>offline</c>) says so at once. Otherwise the
+    /// node must have been heard from (lease, status, presence) within the grace period, as in
+    /// kube-controller-manager; but while its MQTT session is open (presence not offline) the lease it
+    /// declared holds for its whole duration when that is longer: the broker's keepalive and the will
+    /// report a node that goes away, and an agent whose main loop hangs takes its session down, so the
+    /// session itself is the proof of life and the lease, renewed rarely, is the backstop.
+    /// Nodes not heard from since the master started get the time from the start, as kube-controller-manager does.
+    /// </summary>
+    public bool IsLost(NodeLiveness? live, DateTimeOffset now)
+    {
+        if (live?.Offline == true)
+        {
+            return true;
+        }
+
+        var last = new[] { live?.LastHeard, _started }.Max()!.Value;
+        var limit = live?.LeaseDuration is { } declared && declared > gracePeriod ? declared : gracePeriod;
+        return now - last > limit;
     }
 
     /// <summary>

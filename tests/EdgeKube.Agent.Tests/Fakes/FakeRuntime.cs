@@ -129,7 +129,20 @@ public sealed class FakeRuntime(TimeProvider time) : IContainerRuntime
     public Task<PodSandboxStatus?> PodSandboxStatusAsync(string podSandboxId, CancellationToken cancellationToken) =>
         Call("PodSandboxStatus", () => _sandboxes.TryGetValue(podSandboxId, out var s) ? s.Clone() : null);
 
-    public Task<IReadOnlyList<PodSandbox>> ListPodSandboxAsync(PodSandboxFilter? filter, CancellationToken cancellationToken) => Call("ListPodSandbox", () =>
+    /// <summary>While set and not completed, ListPodSandbox waits for it and ignores its deadline: a hung runtime call, a hung main loop.</summary>
+    public TaskCompletionSource? Hang { get; set; }
+
+    public async Task<IReadOnlyList<PodSandbox>> ListPodSandboxAsync(PodSandboxFilter? filter, CancellationToken cancellationToken)
+    {
+        if (Hang is { } hang)
+        {
+            await hang.Task.ConfigureAwait(false);
+        }
+
+        return await ListPodSandboxNowAsync(filter).ConfigureAwait(false);
+    }
+
+    private Task<IReadOnlyList<PodSandbox>> ListPodSandboxNowAsync(PodSandboxFilter? filter) => Call("ListPodSandbox", () =>
         (IReadOnlyList<PodSandbox>)_sandboxes.Values
             .Where(s => filter is null || filter.LabelSelector.All(kv => s.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value))
             .Select(s =>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using EdgeKube.Agent.Tests.Fixtures;
+using EdgeKube.Protocol;
 using k8s;
 using k8s.Models;
 
@@ -41,7 +42,8 @@ public sealed class MqttPodsTests(ContainerdFixture containerd) : AgentTestBase(
               password: node-secret
               keepAliveSeconds: 5
             """);
-        var agent = NewAgent(workDir, ["--config", config]);
+        // A short lease (renewed every 2 s) so the test sees renewals; the default is 600 s.
+        var agent = NewAgent(workDir, ["--config", config, "--node-lease-duration-seconds", "8"]);
         await agent.StartAsync(waitHealthy);
         return agent;
     }
@@ -55,6 +57,10 @@ public sealed class MqttPodsTests(ContainerdFixture containerd) : AgentTestBase(
         JsonSerializer.Serialize(new { resourceVersion = "1", items = pods.Select(p => new { @namespace = "default", name = p.Name, uid = p.Uid, resourceVersion = "1" }) });
 
     private static V1Pod Parse(string json) => KubernetesJson.Deserialize<V1Pod>(json);
+
+    private bool LeaseNamesLatestStatus() =>
+        _broker.Latest($"{Prefix}/lease") is { } lease && _broker.Latest($"{Prefix}/status") is { } status
+        && JsonSerializer.Deserialize(lease, ProtocolJson.Default.Lease)?.Status == StatusDigest.Of(System.Text.Encoding.UTF8.GetBytes(status));
 
     [Fact]
     public async Task The_node_registers_runs_pushed_pods_and_reports_their_status()
@@ -71,7 +77,16 @@ public sealed class MqttPodsTests(ContainerdFixture containerd) : AgentTestBase(
         Assert.StartsWith("containerd://", node.Status.NodeInfo.ContainerRuntimeVersion);
         Assert.True(node.Status.Capacity["cpu"].ToDecimal() >= 1);
         Assert.True(node.Status.Capacity["memory"].ToInt64() > 0);
-        await _broker.WaitForAsync($"{Prefix}/lease", p => p.Contains("renewTime"));
+        // The lease: the declared duration and the digest of the node status last published.
+        await _broker.WaitForAsync($"{Prefix}/lease", p => JsonSerializer.Deserialize(p, ProtocolJson.Default.Lease) is { DurationSeconds: 8, Status.Length: 16 });
+        await Eventually.Until(() => Task.FromResult(LeaseNamesLatestStatus()), TimeSpan.FromSeconds(30),
+            () => $"the lease does not name the latest status: {_broker.Latest($"{Prefix}/lease")}");
+
+        // The master's copy differs from what the lease names: asked, the node publishes its status again.
+        var statuses = _broker.Seen.Count(m => m.Topic == $"{Prefix}/status");
+        await _broker.PublishAsync($"{Prefix}/rpc/status", string.Empty, retain: false);
+        await Eventually.Until(() => Task.FromResult(_broker.Seen.Count(m => m.Topic == $"{Prefix}/status") > statuses), TimeSpan.FromSeconds(30),
+            () => "no status published again after rpc/status");
 
         await _broker.PublishAsync($"{Prefix}/pods/default/web", PodJson("web", "uid-web", "10"));
         await _broker.PublishAsync($"{Prefix}/pods", Index(("web", "uid-web")));

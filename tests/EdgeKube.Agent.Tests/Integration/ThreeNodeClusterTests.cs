@@ -118,7 +118,7 @@ public sealed class ThreeNodeClusterTests(ContainerdFixture fixture) : IAsyncLif
             CniConfDir = node.Containerd.CniConfDir,
             Address = node.Ip,
             NodeIp = node.Ip,
-            ExtraArgs = ["--config", node.Config, "--node-status-update-frequency", "1"],
+            ExtraArgs = ["--config", node.Config, "--node-lease-duration-seconds", "4"],
         };
 
     public async Task DisposeAsync()

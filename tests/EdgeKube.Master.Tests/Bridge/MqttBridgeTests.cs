@@ -31,12 +31,15 @@ public sealed class MqttBridgeTests : IAsyncLifetime
     private MqttBridge _bridge = null!;
     private Task _run = Task.CompletedTask;
     private readonly List<IMqttClient> _nodes = [];
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _received = new();
+    private int _port;
+    private string _masterPassword = string.Empty;
 
     public async Task InitializeAsync()
     {
         var credentials = new CredentialStore(_dataDir);
-        var masterPassword = credentials.Create(NodeAcl.MasterUser);
-        var port = FreePort();
+        var masterPassword = _masterPassword = credentials.Create(NodeAcl.MasterUser);
+        var port = _port = FreePort();
         _broker = new EmbeddedBroker(new IPEndPoint(IPAddress.Loopback, port), credentials, new NodeAcl(Prefix), NullLogger.Instance);
         await _broker.StartAsync();
         foreach (var node in new[] { "node-a", "node-b" })
@@ -50,6 +53,7 @@ public sealed class MqttBridgeTests : IAsyncLifetime
                     _retained[e.ApplicationMessage.Topic] = e.ApplicationMessage.ConvertPayloadToString() ?? string.Empty;
                 }
 
+                _received.Enqueue(e.ApplicationMessage.Topic);
                 return Task.CompletedTask;
             };
             await client.ConnectAsync(new MqttClientOptionsBuilder().WithClientId("edgekube-agent-" + node).WithCredentials(node, password)
@@ -57,6 +61,7 @@ public sealed class MqttBridgeTests : IAsyncLifetime
             await client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
                 .WithTopicFilter(_topics.Node(node) + "/pods/+/+", MqttQualityOfServiceLevel.AtLeastOnce)
                 .WithTopicFilter(_topics.PodIndex(node), MqttQualityOfServiceLevel.AtLeastOnce)
+                .WithTopicFilter(_topics.Node(node) + "/rpc/#", MqttQualityOfServiceLevel.AtLeastOnce)
                 .WithTopicFilter(_topics.Identify(node), MqttQualityOfServiceLevel.AtLeastOnce).Build());
             _nodes.Add(client);
         }
@@ -106,6 +111,72 @@ public sealed class MqttBridgeTests : IAsyncLifetime
         Assert.Equal(["default/pending"], IndexOf("node-a"));
         Assert.Equal(lists, _store.Lists);
     }
+
+    [Fact]
+    public async Task A_status_change_alone_is_not_sent_back_to_the_node()
+    {
+        await CreatePodAsync("web", "node-a");
+        await Until(() => IndexOf("node-a").SequenceEqual(["default/web"]), "the pod on node-a");
+        var webTopic = _topics.Pod("node-a", "default", "web");
+        var sent = Count(webTopic);
+        var indexes = Count(_topics.PodIndex("node-a"));
+
+        // The node's own status report comes back as a new resourceVersion of the pod: nothing for the node.
+        var web = (await _store.GetAsync(Key("web")))!;
+        web["status"] = new JsonObject { ["phase"] = "Running" };
+        await _store.UpdateAsync(Key("web"), web);
+
+        // Watch events are handled in order: once a later pod has reached the node, the status change was handled.
+        await CreatePodAsync("later", "node-a");
+        await Until(() => IndexOf("node-a").SequenceEqual(["default/later", "default/web"]), "the later pod");
+        Assert.Equal(sent, Count(webTopic));
+        Assert.Equal(indexes + 1, Count(_topics.PodIndex("node-a")));
+
+        // A change of what the node gets (here a label) is sent, with the pod's current resourceVersion.
+        web = (await _store.GetAsync(Key("web")))!;
+        web["metadata"]!["labels"] = new JsonObject { ["tier"] = "front" };
+        var rv = (await _store.UpdateAsync(Key("web"), web))["metadata"]!["resourceVersion"]!.GetValue<string>();
+        await Until(() => Retained(webTopic).Contains($"\"resourceVersion\":\"{rv}\"", StringComparison.Ordinal), "the relabelled pod");
+        Assert.Equal(sent + 1, Count(webTopic));
+    }
+
+    [Fact]
+    public async Task A_lease_renews_the_node_and_a_digest_that_is_not_the_applied_status_asks_for_the_status_again()
+    {
+        var node = _nodes[0];
+        var status = """{"apiVersion":"v1","kind":"Node","metadata":{"name":"node-a"},"status":{"conditions":[{"type":"Ready","status":"True"}]}}"""u8.ToArray();
+        await PublishAsync(node, _topics.NodeStatus("node-a"), status, retain: true, MqttQualityOfServiceLevel.AtLeastOnce);
+        await Until(() => _bridge.Liveness.TryGetValue("node-a", out var l) && l.AppliedStatusDigest == StatusDigest.Of(status), "the status applied");
+        var requests = Count(_topics.Rpc("node-a", Topics.ResendStatus));
+
+        // The lease names the status the store holds: renewed, duration recorded, nothing asked.
+        await PublishAsync(node, _topics.Lease("node-a"), Lease(600, StatusDigest.Of(status)), retain: true, MqttQualityOfServiceLevel.AtMostOnce);
+        await Until(() => _bridge.Liveness["node-a"] is { LeaseDuration.TotalSeconds: 600, LastLease: not null }, "the lease");
+
+        // It names another status (one that never reached the master): the node is asked to publish it again.
+        await PublishAsync(node, _topics.Lease("node-a"), Lease(600, "0123456789abcdef"), retain: true, MqttQualityOfServiceLevel.AtMostOnce);
+        await Until(() => Count(_topics.Rpc("node-a", Topics.ResendStatus)) == requests + 1, "the request for the status");
+        Assert.Equal(requests + 1, Count(_topics.Rpc("node-a", Topics.ResendStatus)));
+
+        // A master that connects later (this one stops first: one master session) gets the retained lease:
+        // it learns the duration, but a retained copy is no proof of life.
+        await _stop.CancelAsync();
+        await _run;
+        await using var late = new MqttBridge(new BridgeOptions(new Uri($"mqtt://127.0.0.1:{_port}"), NodeAcl.MasterUser, _masterPassword, Prefix) { }, _store, TimeProvider.System, NullLogger<MqttBridge>.Instance);
+        using var stop = new CancellationTokenSource();
+        var run = late.RunAsync(stop.Token);
+        await Until(() => late.Liveness.TryGetValue("node-a", out var l) && l.LeaseDuration is not null && l.ReportedStatus is not null, "the retained lease and status at the late master");
+        Assert.Null(late.Liveness["node-a"].LastHeard);
+        await stop.CancelAsync();
+        await run;
+    }
+
+    private static byte[] Lease(int seconds, string digest) => JsonSerializer.SerializeToUtf8Bytes(new Lease(seconds, digest), ProtocolJson.Default.Lease);
+
+    private static Task PublishAsync(IMqttClient client, string topic, byte[] payload, bool retain, MqttQualityOfServiceLevel qos) =>
+        client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload(payload).WithRetainFlag(retain).WithQualityOfServiceLevel(qos).Build());
+
+    private int Count(string topic) => _received.Count(t => t == topic);
 
     [Fact]
     public async Task A_pod_its_node_has_removed_goes_unless_finalizers_hold_it()

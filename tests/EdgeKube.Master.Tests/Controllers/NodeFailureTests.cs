@@ -139,6 +139,45 @@ public sealed class NodeFailureTests
     }
 
     [Fact]
+    public async Task With_its_session_open_a_node_holds_the_lease_it_declared_and_the_grace_period_still_bounds_a_shorter_one()
+    {
+        // A node on the defaults: lease of 600 s, renewed every 150 s, session open (presence online).
+        await AddNodeAsync("board");
+        _heard["board"] = _heard["board"] with { LeaseDuration = TimeSpan.FromSeconds(600) };
+        // A node that declared a lease shorter than the grace period: the grace period holds.
+        await AddNodeAsync("quick");
+        _heard["quick"] = _heard["quick"] with { LeaseDuration = TimeSpan.FromSeconds(4) };
+        // A node never heard through a lease: the grace period, as kube-controller-manager.
+        await AddNodeAsync("plain");
+
+        await StepAsync(TimeSpan.FromSeconds(39));
+        Assert.Equal("True", await ReadyAsync("quick"));
+        await StepAsync(TimeSpan.FromSeconds(2));
+        Assert.Equal("Unknown", await ReadyAsync("quick"));
+        Assert.Equal("Unknown", await ReadyAsync("plain"));
+        Assert.Equal("True", await ReadyAsync("board"));
+
+        // Renewed within its duration, the node stays Ready however long it is silent in between.
+        await StepAsync(TimeSpan.FromSeconds(100));
+        _heard["board"] = _heard["board"] with { LastLease = _time.GetUtcNow() };
+        await StepAsync(TimeSpan.FromSeconds(599));
+        Assert.Equal("True", await ReadyAsync("board"));
+
+        // Not renewed for the whole duration: the backstop makes it Unknown.
+        await StepAsync(TimeSpan.FromSeconds(2));
+        Assert.Equal("Unknown", await ReadyAsync("board"));
+
+        // The will still says offline at once, whatever the lease.
+        await AddNodeAsync("gone");
+        _heard["gone"] = _heard["gone"] with { LeaseDuration = TimeSpan.FromSeconds(600), Offline = true };
+        await StepAsync(TimeSpan.FromSeconds(1));
+        Assert.Equal("Unknown", await ReadyAsync("gone"));
+    }
+
+    private async Task<string?> ReadyAsync(string node) =>
+        ((await NodeAsync(node))["status"]!["conditions"] as JsonArray)!.OfType<JsonObject>().First(c => c.Str("type") == "Ready").Str("status");
+
+    [Fact]
     public async Task An_offline_will_makes_the_node_unknown_at_once_and_the_autonomy_annotation_keeps_its_pods()
     {
         await AddNodeAsync("greenhouse", autonomy: true);

@@ -148,6 +148,7 @@ public sealed partial class MqttPodSource
 
         pod.Spec!.NodeName ??= _nodeName;
         _pods[key] = pod;
+        LogReceived(ns, name, pod.Metadata.ResourceVersion ?? string.Empty);
     }
 
     private void Apply()
@@ -175,6 +176,9 @@ public sealed partial class MqttPodSource
 
     [LoggerMessage(EventId = 1101, Level = LogLevel.Information, Message = "Ignoring stale update of {Namespace}/{Name} (resourceVersion {Incoming} < {Held})")]
     private partial void LogStale(string @namespace, string name, string incoming, string held);
+
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Debug, Message = "Pod {Namespace}/{Name} received from the master (resourceVersion {ResourceVersion})")]
+    private partial void LogReceived(string @namespace, string name, string resourceVersion);
 
     [LoggerMessage(EventId = 1102, Level = LogLevel.Error, Message = "Pod index from the master unreadable, keeping the previous one: {Error}")]
     private partial void LogBadIndex(string error);
