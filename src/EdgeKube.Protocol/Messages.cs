@@ -38,13 +38,12 @@ public sealed record Lease(
 /// <summary>The short digest of a published node status that a <see cref="Lease"/> carries.</summary>
 public static class StatusDigest
 {
-    /// <summary>The first 8 bytes of SHA-256 over the exact payload, as 16 lower-case hex digits.</summary>
-    public static string Of(ReadOnlySpan<byte> payload)
-    {
-        Span<byte> hash = stackalloc byte[32];
-        System.Security.Cryptography.SHA256.HashData(payload, hash);
-        return Convert.ToHexStringLower(hash[..8]);
-    }
+    /// <summary>
+    /// XXH64 over the exact payload, as 16 lower-case hex digits. Not a cryptographic hash, and need not be: it
+    /// only tells whether the master holds the status the node last sent. It is computed in managed code, so
+    /// the agent needs no libssl (TLS to the broker is optional; the package only recommends libssl).
+    /// </summary>
+    public static string Of(ReadOnlySpan<byte> payload) => System.IO.Hashing.XxHash64.HashToUInt64(payload).ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
 }
 
 /// <summary>

@@ -77,9 +77,12 @@ public sealed class HollowCluster : IAsyncDisposable
         await Run.UntilAsync(async () => (await ReadyNodesAsync()).Count >= count, timeout, $"{count} nodes Ready", 1000);
 
     /// <summary>Creates <paramref name="count"/> pods through the API (8 requests in flight), unbound: the scheduler places them.</summary>
+    /// <summary>Pod creates in flight at once (a client's concurrency, as kubemark's density test drives the API).</summary>
+    public const int CreateParallelism = 32;
+
     public async Task CreatePodsAsync(int count)
     {
-        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = CreateParallelism }, async (i, _) =>
             await Master.PostAsync("/api/v1/namespaces/default/pods", $$$$"""
                 {"apiVersion":"v1","kind":"Pod","metadata":{"name":"hp-{{{{i:D6}}}}","namespace":"default"},
                  "spec":{"terminationGracePeriodSeconds":1,"containers":[{"name":"app","image":"{{{{ContainerdHost.BusyboxImageName}}}}","imagePullPolicy":"IfNotPresent","command":["sleep","36000"],

@@ -150,7 +150,12 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                     await SyncAllAsync(cancellationToken).ConfigureAwait(false);
                     await SyncNodesAsync(cancellationToken).ConfigureAwait(false);
                 }
-                catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    // Stopped while connecting or resyncing.
+                    return;
+                }
+                catch (Exception e)
                 {
                     attempt++;
                     if (attempt == 1 || attempt % 10 == 0)
@@ -158,7 +163,15 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                         LogConnectFailed(_options.Broker.ToString(), e.Message);
                     }
 
-                    await Task.Delay(TimeSpan.FromSeconds(Math.Min(10, 0.5 * attempt)), _time, cancellationToken).ConfigureAwait(false);
+                    try
+                    {
+                        await Task.Delay(TimeSpan.FromSeconds(Math.Min(10, 0.5 * attempt)), _time, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+
                     continue;
                 }
             }

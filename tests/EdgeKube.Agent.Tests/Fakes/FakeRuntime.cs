@@ -129,7 +129,7 @@ public sealed class FakeRuntime(TimeProvider time) : IContainerRuntime
     public Task<PodSandboxStatus?> PodSandboxStatusAsync(string podSandboxId, CancellationToken cancellationToken) =>
         Call("PodSandboxStatus", () => _sandboxes.TryGetValue(podSandboxId, out var s) ? s.Clone() : null);
 
-    /// <summary>While set and not completed, ListPodSandbox waits for it and ignores its deadline: a hung runtime call, a hung main loop.</summary>
+    /// <summary>While set and not completed, ListPodSandbox and ListPodStates (the relist) wait for it and ignore their deadline: a hung runtime call, a hung main loop.</summary>
     public TaskCompletionSource? Hang { get; set; }
 
     public async Task<IReadOnlyList<PodSandbox>> ListPodSandboxAsync(PodSandboxFilter? filter, CancellationToken cancellationToken)
@@ -209,7 +209,17 @@ public sealed class FakeRuntime(TimeProvider time) : IContainerRuntime
                 return r;
             }).ToList());
 
-    public Task<RuntimeListing> ListPodStatesAsync(IReadOnlyDictionary<string, string> labelSelector, CancellationToken cancellationToken) => Call("ListPodStates", () =>
+    public async Task<RuntimeListing> ListPodStatesAsync(IReadOnlyDictionary<string, string> labelSelector, CancellationToken cancellationToken)
+    {
+        if (Hang is { } hang)
+        {
+            await hang.Task.ConfigureAwait(false);
+        }
+
+        return await ListPodStatesNowAsync(labelSelector).ConfigureAwait(false);
+    }
+
+    private Task<RuntimeListing> ListPodStatesNowAsync(IReadOnlyDictionary<string, string> labelSelector) => Call("ListPodStates", () =>
         new RuntimeListing(
             [.. _sandboxes.Values
                 .Where(s => labelSelector.All(kv => s.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value))

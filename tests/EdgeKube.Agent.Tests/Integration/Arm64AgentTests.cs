@@ -65,6 +65,10 @@ public sealed class Arm64AgentTests(ContainerdFixture containerd) : AgentTestBas
         File.WriteAllText(config, join);
         var agent = new AgentProcess(Containerd.SocketPath, workDir, Node) { Command = qemu, ExtraArgs = ["--config", config] };
         await using var _ = agent;
+
+        // A static pod: its uid is a hash of the manifest, and the lease a digest of the status, both computed on a
+        // machine with no arm64 libssl (the package only recommends it, for TLS), so neither may need OpenSSL.
+        agent.WriteManifest("static.yaml", $"apiVersion: v1\nkind: Pod\nmetadata: {{name: static}}\nspec:\n  containers: [{{name: app, image: {Image}, command: [sleep, '3600']}}]\n");
         await agent.StartAsync();
 
         await Eventually.Until(async () => (await master.KubectlAsync("get", "node", Node, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}")).Output.Trim() == "True",
@@ -75,6 +79,8 @@ public sealed class Arm64AgentTests(ContainerdFixture containerd) : AgentTestBas
         Assert.Equal("arm64", (await master.Kubectl("get", "node", Node, "-o", "jsonpath={.status.nodeInfo.architecture}")).Trim());
         Assert.Matches(@"containerd://\S+", await master.Kubectl("get", "node", Node, "-o", "jsonpath={.status.nodeInfo.containerRuntimeVersion}"));
         Assert.Contains("Connected to containerd", agent.Log);
+        await agent.WaitForPodAsync("static", IsRunning, TimeSpan.FromSeconds(90), "Running");
+        Assert.Matches("^[0-9a-f]{32}$", (await agent.PodsAsync()).Items.Single(p => p.Metadata.Name == "static-" + Node).Metadata.Uid);
 
         await agent.StopAsync();
         Assert.Equal(0, agent.ExitCode);

@@ -1,5 +1,4 @@
 using EdgeKube.Agent.Json;
-using System.Security.Cryptography;
 using System.Text;
 using EdgeKube.Agent.Store;
 using k8s;
@@ -126,11 +125,15 @@ public sealed partial class StaticPodSource(string directory, string nodeName, D
         }
     }
 
-    /// <summary>kubelet's static pod identity: uid from a hash of the pod, the node and the file; name suffixed with the node.</summary>
+    /// <summary>
+    /// kubelet's static pod identity: uid from a hash of the pod, the node and the file (128 bits, 32 hex digits, as
+    /// kubelet's MD5); name suffixed with the node. XXH128 in managed code: MD5 would go through libssl, which a
+    /// board without TLS need not have.
+    /// </summary>
     private void MakeStatic(V1Pod pod, string file)
     {
         var json = KubeJson.Serialize(pod);
-        var hash = Convert.ToHexStringLower(MD5.HashData(Encoding.UTF8.GetBytes($"{json}\nhost:{nodeName}\nfile:{file}")));
+        var hash = Convert.ToHexStringLower(System.IO.Hashing.XxHash128.Hash(Encoding.UTF8.GetBytes($"{json}\nhost:{nodeName}\nfile:{file}")));
         pod.Metadata.Uid = hash;
         pod.Metadata.Name = pod.Metadata.Name + "-" + nodeName;
         pod.Spec.NodeName = nodeName;
