@@ -51,12 +51,22 @@ public static class Storm
             var quietSince = TimeSpan.Zero;
             var last = proxy.Bytes;
             var done = TimeSpan.Zero;
+            var progress = Stopwatch.StartNew();
+            var rate = 0L;
             while (clock.Elapsed < TimeSpan.FromMinutes(15))
             {
                 await Task.Delay(1000);
                 var now = proxy.Bytes;
-                var quiet = now - last <= Math.Max(2 * idlePerSecond, 2000);
+                rate = now - last;
+                var quiet = rate <= Math.Max(2 * idlePerSecond, 2000);
                 last = now;
+                if (progress.Elapsed >= TimeSpan.FromSeconds(30))
+                {
+                    progress.Restart();
+                    var (ready, running) = await StateAsync(cluster);
+                    Console.Error.WriteLine($"bench storm: {clock.Elapsed.TotalSeconds:0} s after the reset: {proxy.Connections} connections, {ready}/{nodes} nodes Ready, {running}/{pods} pods Running, {rate} B/s");
+                }
+
                 if (!quiet)
                 {
                     quietSince = TimeSpan.Zero;
@@ -79,7 +89,8 @@ public static class Storm
 
             if (done == TimeSpan.Zero)
             {
-                throw new TimeoutException("the cluster did not settle within 15 minutes of the storm");
+                var (ready, running) = await StateAsync(cluster);
+                throw new TimeoutException($"the cluster did not settle within 15 minutes of the storm: {ready}/{nodes} nodes Ready, {running}/{pods} pods Running, {rate} B/s (idle before: {idlePerSecond:0} B/s)");
             }
 
             var (up, down) = (proxy.BytesUp - up0, proxy.BytesDown - down0);
@@ -108,6 +119,9 @@ public static class Storm
         report.Note($"Bytes are MQTT (TCP payload) through the proxy from the reset until the resync; idle traffic of all nodes was {idlePerSecond / 1000:0.0} KB/s before.");
         return report;
     }
+
+    private static async Task<(int Ready, int Running)> StateAsync(HollowCluster cluster) =>
+        ((await cluster.ReadyNodesAsync()).Count, (await PodUidsAsync(cluster.Master)).Count(p => p.Value.Running));
 
     private static string Kb(double bytes) => (bytes / 1000).ToString("0.0", CultureInfo.InvariantCulture) + " KB";
 
