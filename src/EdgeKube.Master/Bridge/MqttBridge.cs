@@ -516,20 +516,9 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
                 await PublishSpecAsync(node, force, cancellationToken).ConfigureAwait(false);
             }
 
-            foreach (var gone in _publishedSpecs.Keys.Where(n => !seen.Contains(n)).ToList())
+            foreach (var gone in _publishedSpecs.Keys.Union(_publishedIdentify.Keys).Where(n => !seen.Contains(n)).ToList())
             {
-                await PublishAsync(_topics.NodeSpec(gone), [], cancellationToken).ConfigureAwait(false);
-                _publishedSpecs.Remove(gone);
-            }
-
-            foreach (var gone in _publishedIdentify.Keys.Where(n => !seen.Contains(n)).ToList())
-            {
-                if (_publishedIdentify[gone].Length > 0)
-                {
-                    await PublishAsync(_topics.Identify(gone), [], cancellationToken).ConfigureAwait(false);
-                }
-
-                _publishedIdentify.Remove(gone);
+                await ClearNodeAsync(gone, cancellationToken).ConfigureAwait(false);
             }
 
             await PublishRoutesNowAsync(force, cancellationToken).ConfigureAwait(false);
@@ -581,15 +570,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
 
             if (e.Type == WatchEventType.Deleted)
             {
-                if (_publishedSpecs.Remove(name))
-                {
-                    await PublishAsync(_topics.NodeSpec(name), [], cancellationToken).ConfigureAwait(false);
-                }
-
-                if (_publishedIdentify.Remove(name, out var identified) && identified.Length > 0)
-                {
-                    await PublishAsync(_topics.Identify(name), [], cancellationToken).ConfigureAwait(false);
-                }
+                await ClearNodeAsync(name, cancellationToken).ConfigureAwait(false);
             }
             else
             {
@@ -599,6 +580,20 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         finally
         {
             _sync.Release();
+        }
+    }
+
+    /// <summary>Clears the retained spec and identify of a node that is gone; under _sync.</summary>
+    private async Task ClearNodeAsync(string name, CancellationToken cancellationToken)
+    {
+        if (_publishedSpecs.Remove(name))
+        {
+            await PublishAsync(_topics.NodeSpec(name), [], cancellationToken).ConfigureAwait(false);
+        }
+
+        if (_publishedIdentify.Remove(name, out var identified) && identified.Length > 0)
+        {
+            await PublishAsync(_topics.Identify(name), [], cancellationToken).ConfigureAwait(false);
         }
     }
 
