@@ -132,13 +132,11 @@ public sealed class FakeRuntime(TimeProvider time) : IContainerRuntime
     /// <summary>While set and not completed, ListPodSandbox and ListPodStates (the relist) wait for it and ignore their deadline: a hung runtime call, a hung main loop.</summary>
     public TaskCompletionSource? Hang { get; set; }
 
+    private Task HungAsync() => Hang?.Task ?? Task.CompletedTask;
+
     public async Task<IReadOnlyList<PodSandbox>> ListPodSandboxAsync(PodSandboxFilter? filter, CancellationToken cancellationToken)
     {
-        if (Hang is { } hang)
-        {
-            await hang.Task.ConfigureAwait(false);
-        }
-
+        await HungAsync().ConfigureAwait(false);
         return await ListPodSandboxNowAsync(filter).ConfigureAwait(false);
     }
 
@@ -211,11 +209,7 @@ public sealed class FakeRuntime(TimeProvider time) : IContainerRuntime
 
     public async Task<RuntimeListing> ListPodStatesAsync(IReadOnlyDictionary<string, string> labelSelector, CancellationToken cancellationToken)
     {
-        if (Hang is { } hang)
-        {
-            await hang.Task.ConfigureAwait(false);
-        }
-
+        await HungAsync().ConfigureAwait(false);
         return await ListPodStatesNowAsync(labelSelector).ConfigureAwait(false);
     }
 
