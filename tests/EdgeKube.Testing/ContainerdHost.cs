@@ -158,12 +158,7 @@ public class ContainerdHost
         await RunAsync("skopeo", "copy", "--quiet", "--dest-tls-verify=false", $"docker-archive:{busyboxArchive}", $"docker://{RegistryImage}");
     }
 
-    private static int FreeLoopbackPort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreeLoopbackPort() => EdgeKube.Testing.Ports.Free();
 
     private static string PickSubnet()
     {

@@ -106,12 +106,16 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         };
         Monitor = monitor;
         var usage = new UsageCollector(runtime, host, time, loggers.CreateLogger<UsageCollector>());
-        var loops = new List<Task> { observer.RunAsync(stoppingToken), monitor.RunAsync(stoppingToken), usage.RunAsync(stoppingToken), sensors.RunAsync(stoppingToken) };
+        var loops = new List<Task>
+        {
+            Watch("runtime relist", observer.RunAsync(stoppingToken)), Watch("node status", monitor.RunAsync(stoppingToken)),
+            Watch("usage", usage.RunAsync(stoppingToken)), Watch("sensors", sensors.RunAsync(stoppingToken)),
+        };
         if (options.PodManifestPath is { Length: > 0 } manifests)
         {
             var source = new StaticPodSource(manifests, options.NodeName, desired, time, loggers.CreateLogger<StaticPodSource>()) { Period = options.FileCheckFrequency };
             source.Scan();
-            loops.Add(source.RunAsync(stoppingToken));
+            loops.Add(Watch("static pods", source.RunAsync(stoppingToken)));
             LogStaticPods(manifests);
         }
         else
@@ -135,7 +139,7 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
                 var network = new Network.PodNetwork(options.NodeName, link.Topics, cniConfDir, Path.Combine(options.StateDir, "cni", "networks"),
                     new Network.IpRouteBackend(), time, loggers.CreateLogger<Network.PodNetwork>());
                 link.MessageReceived += network.HandleAsync;
-                loops.Add(network.RunAsync(stoppingToken));
+                loops.Add(Watch("pod network", network.RunAsync(stoppingToken)));
             }
 
             var reporter = new NodeReporter(link, monitor, options.NodeName, time, loggers.CreateLogger<NodeReporter>())
@@ -144,21 +148,21 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
                 // The first report carries every sensor's first reading: the master drops the sensor keys a report lacks.
                 ReadyToReport = sensors.FirstRound,
             };
-            loops.Add(reporter.RunAsync(stoppingToken));
-            loops.Add(HoldLinkWhileHungAsync(link, stoppingToken));
+            loops.Add(Watch("node reports", reporter.RunAsync(stoppingToken)));
+            loops.Add(Watch("hang guard", HoldLinkWhileHungAsync(link, stoppingToken)));
             LogBroker(broker.Url.ToString());
         }
 
         var leds = StartLeds(buses, link, observer, monitor, desired, statuses);
         if (leds is not null)
         {
-            loops.Add(leds.RunAsync(stoppingToken));
+            loops.Add(Watch("LED board", leds.RunAsync(stoppingToken)));
         }
 
         if (link is not null)
         {
             // Connected once everything that handles its messages (the LED board for identify) is there.
-            loops.Add(link.RunAsync(stoppingToken));
+            loops.Add(Watch("broker link", link.RunAsync(stoppingToken)));
         }
 
         // Every source has reported: what the runtime holds beyond this is an orphan.
@@ -173,7 +177,7 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
                 Usage = usage,
                 MetricWriters = [sensors.WriteMetrics],
             };
-            loops.Add(server.RunAsync(stoppingToken));
+            loops.Add(Watch("read-only endpoint", server.RunAsync(stoppingToken)));
         }
 
         Started.TrySetResult();
@@ -196,6 +200,18 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
 
             LogStopped();
         }
+    }
+
+    /// <summary>
+    /// A loop that dies on an error says so at once, in one line naming it: otherwise its fault would
+    /// surface only when the agent stops and every loop is awaited.
+    /// </summary>
+    private Task Watch(string name, Task loop)
+    {
+        _ = loop.ContinueWith(
+            t => LogLoopFailed(name, t.Exception!.GetBaseException().Message, t.Exception.GetBaseException()),
+            CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return loop;
     }
 
     /// <summary>
@@ -317,6 +333,9 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Pods from the master through broker {Url}")]
     private partial void LogBroker(string url);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Error, Message = "The agent's {Loop} loop stopped on an error: {Error}; the rest of the agent runs on")]
+    private partial void LogLoopFailed(string loop, string error, Exception exception);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Agent stopped; pods keep running")]
     private partial void LogStopped();

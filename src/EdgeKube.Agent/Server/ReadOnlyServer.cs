@@ -25,7 +25,7 @@ public sealed partial class ReadOnlyServer(
     TimeProvider time,
     ILogger<ReadOnlyServer> logger) : IDisposable
 {
-    private readonly HttpListener _listener = new();
+    private HttpListener? _listener;
 
     /// <summary>The node's status and board conditions, for /metrics.</summary>
     public Node.NodeMonitor? Monitor { get; init; }
@@ -37,19 +37,56 @@ public sealed partial class ReadOnlyServer(
     public IReadOnlyList<Action<StringBuilder>> MetricWriters { get; init; } = [];
     private readonly DateTimeOffset _started = time.GetUtcNow();
 
+    /// <summary>
+    /// Serves until cancelled. A port that cannot be bound (taken by another process, or an address the
+    /// board does not have yet) gets one warning naming the setting, and the agent keeps trying every
+    /// <see cref="RetryPeriod"/> while everything else runs on: the pods do not depend on this endpoint.
+    /// </summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var host = address is "0.0.0.0" or "*" ? "+" : address;
-        _listener.Prefixes.Add($"http://{host}:{port}/");
-        _listener.Start();
+        string? lastError = null;
+        while (true)
+        {
+            // A listener whose Start failed is disposed: each attempt needs a new one.
+            var listener = new HttpListener();
+            try
+            {
+                listener.Prefixes.Add($"http://{host}:{port}/");
+                listener.Start();
+                _listener = listener;
+                break;
+            }
+            catch (Exception e) when (e is HttpListenerException or System.Net.Sockets.SocketException or InvalidOperationException or ArgumentException)
+            {
+                ((IDisposable)listener).Dispose();
+                // Said once, and again only when the reason changes.
+                if (e.Message != lastError)
+                {
+                    lastError = e.Message;
+                    LogCannotListen(address, port, e.Message, RetryPeriod.TotalSeconds);
+                }
+            }
+
+            try
+            {
+                await Task.Delay(RetryPeriod, time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+
         LogListening(address, port);
-        using var registration = cancellationToken.Register(() => _listener.Stop());
+        var serving = _listener;
+        using var registration = cancellationToken.Register(() => serving.Stop());
         while (!cancellationToken.IsCancellationRequested)
         {
             HttpListenerContext context;
             try
             {
-                context = await _listener.GetContextAsync().ConfigureAwait(false);
+                context = await serving.GetContextAsync().ConfigureAwait(false);
             }
             catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
             {
@@ -64,6 +101,9 @@ public sealed partial class ReadOnlyServer(
             _ = Task.Run(() => Serve(context), CancellationToken.None);
         }
     }
+
+    /// <summary>How often a port that could not be bound is tried again.</summary>
+    public TimeSpan RetryPeriod { get; init; } = TimeSpan.FromSeconds(5);
 
     private void Serve(HttpListenerContext context)
     {
@@ -222,8 +262,17 @@ public sealed partial class ReadOnlyServer(
         return sb.ToString();
     }
 
-    public void Dispose() => ((IDisposable)_listener).Dispose();
+    public void Dispose()
+    {
+        if (_listener is IDisposable listener)
+        {
+            listener.Dispose();
+        }
+    }
 
     [LoggerMessage(EventId = 900, Level = LogLevel.Information, Message = "Read-only endpoint on http://{Address}:{Port} (/healthz, /pods, /metrics)")]
     private partial void LogListening(string address, int port);
+
+    [LoggerMessage(EventId = 901, Level = LogLevel.Warning, Message = "Cannot serve the read-only endpoint on {Address}:{Port} (--read-only-port, --address): {Error}; the pods run on, trying again every {RetrySeconds} s")]
+    private partial void LogCannotListen(string address, int port, string error, double retrySeconds);
 }

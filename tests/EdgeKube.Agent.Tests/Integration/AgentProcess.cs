@@ -217,12 +217,7 @@ public sealed class AgentProcess : IAsyncDisposable
         return string.Join('\n', all.Skip(Math.Max(0, all.Length - lines)));
     }
 
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    public static int FreePort() => EdgeKube.Testing.Ports.Free();
 }
 
 /// <summary>Polling with a deadline: the only way the integration tests wait.</summary>

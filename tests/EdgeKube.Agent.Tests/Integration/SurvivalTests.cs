@@ -1,4 +1,6 @@
 using System.Net;
+using EdgeKube.Agent.Cri.V1;
+using EdgeKube.Agent.Runtime;
 using EdgeKube.Agent.Tests.Fixtures;
 using k8s;
 
@@ -169,6 +171,40 @@ public sealed class SurvivalTests(ContainerdFixture containerd) : AgentTestBase(
         Assert.Contains("edgekube_agent_runtime_up 1", metrics);
         Assert.Contains("process_resident_memory_bytes", metrics);
         Assert.Contains("404", await Agent.GetAsync("/nope"));
+    }
+
+    [Fact]
+    public async Task A_taken_read_only_port_gets_one_warning_the_pods_run_on_and_it_is_served_once_free()
+    {
+        await Agent.StopAsync();
+        var agent = NewAgent(Agent.WorkDir);
+        agent.WriteManifest("keep.yaml", Sleeper("keep"));
+        var holder = new System.Net.Sockets.TcpListener(IPAddress.Loopback, agent.Port);
+        holder.Start();
+        try
+        {
+            await agent.StartAsync(waitHealthy: false);
+            var warning = $"Cannot serve the read-only endpoint on 127.0.0.1:{agent.Port} (--read-only-port, --address)";
+            await Eventually.Until(() => Task.FromResult(agent.Log.Contains(warning, StringComparison.Ordinal)), TimeSpan.FromSeconds(30), () => "no warning about the port:\n" + agent.Log);
+
+            // The pod starts all the same, as containerd shows.
+            var filter = new PodSandboxFilter { State = new PodSandboxStateValue { State = PodSandboxState.SandboxReady } };
+            filter.LabelSelector.Add(RuntimeLabels.PodName, "keep-test-node");
+            await Eventually.Until(async () => (await Containerd.Runtime.ListPodSandboxAsync(filter, CancellationToken.None)).Count == 1, TimeSpan.FromSeconds(60),
+                () => "the static pod did not start while the port was taken:\n" + agent.Log);
+            Assert.False(agent.HasExited);
+        }
+        finally
+        {
+            holder.Stop();
+        }
+
+        // Freed, the port is taken up on the next try, and the warning was said once for the whole wait.
+        await Eventually.Until(async () => await agent.HealthzAsync() == HttpStatusCode.OK, TimeSpan.FromSeconds(30), () => "endpoint never served once the port was free:\n" + agent.Log);
+        Assert.Contains($"Read-only endpoint on http://127.0.0.1:{agent.Port}", agent.Log);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(agent.Log, "Cannot serve the read-only endpoint"));
+        Assert.True(IsRunning(await agent.WaitForPodAsync("keep-test-node", IsRunning, what: "Running")));
+        Agent = agent;
     }
 
     [Fact]
