@@ -18,6 +18,7 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
     private readonly MqttServer _server;
     private readonly CredentialStore _credentials;
     private readonly NodeAcl _acl;
+    private readonly NodeRetainedStore _retained;
     private readonly ILogger _logger;
     private long _dropped;
 
@@ -25,6 +26,7 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
     {
         _credentials = credentials;
         _acl = acl;
+        _retained = new NodeRetainedStore(acl.Prefix);
         _logger = logger;
         var options = new MqttServerOptionsBuilder()
             .WithDefaultEndpoint()
@@ -56,6 +58,19 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
         _server.ValidatingConnectionAsync += ValidateAsync;
         _server.InterceptingPublishAsync += InterceptPublishAsync;
         _server.InterceptingSubscriptionAsync += InterceptSubscriptionAsync;
+        _server.ClientSubscribedTopicAsync += ReplayRetainedAsync;
+        _server.ClientUnsubscribedTopicAsync += e =>
+        {
+            if (e.SessionItems[SubscribedKey] is HashSet<string> subscribed)
+            {
+                lock (subscribed)
+                {
+                    subscribed.Remove(e.TopicFilter);
+                }
+            }
+
+            return Task.CompletedTask;
+        };
         _server.ApplicationMessageEnqueuedOrDroppedAsync += e =>
         {
             if (e.IsDropped)
@@ -129,23 +144,78 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
 
     private Task InterceptPublishAsync(InterceptingPublishEventArgs e)
     {
-        // Messages the broker itself injects have no client.
-        if (string.IsNullOrEmpty(e.ClientId))
+        // Messages the broker itself injects have no client, and no ACL.
+        if (!string.IsNullOrEmpty(e.ClientId))
         {
-            return Task.CompletedTask;
+            var user = e.SessionItems["user"] as string ?? e.UserName ?? string.Empty;
+            if (!_acl.CanPublish(user, e.ApplicationMessage.Topic))
+            {
+                RefusedPublishes++;
+                e.ProcessPublish = false;
+                e.Response.ReasonCode = MqttPubAckReasonCode.NotAuthorized;
+                LogDenied(user, "publish", e.ApplicationMessage.Topic);
+                return Task.CompletedTask;
+            }
         }
 
-        var user = e.SessionItems["user"] as string ?? e.UserName ?? string.Empty;
-        if (!_acl.CanPublish(user, e.ApplicationMessage.Topic))
+        // A node topic's retained message is kept by node (NodeRetainedStore), before it goes out: MQTTnet
+        // then only delivers it, to the current subscribers, as a live message.
+        if (e.ApplicationMessage.Retain && _retained.Keep(e.ApplicationMessage))
         {
-            RefusedPublishes++;
-            e.ProcessPublish = false;
-            e.Response.ReasonCode = MqttPubAckReasonCode.NotAuthorized;
-            LogDenied(user, "publish", e.ApplicationMessage.Topic);
+            e.ApplicationMessage.Retain = false;
         }
 
         return Task.CompletedTask;
     }
+
+    /// <summary>
+    /// After a subscription is in place, sends the node topics' retained messages it matches, as MQTT's
+    /// retain handling says: always (0), only for a new subscription (1), never (2).
+    /// </summary>
+    private async Task ReplayRetainedAsync(ClientSubscribedTopicEventArgs e)
+    {
+        var filter = e.TopicFilter;
+        if (filter.RetainHandling == MqttRetainHandling.DoNotSendOnSubscribe || _retained.ScopeOf(filter.Topic, out _) == FilterScope.None)
+        {
+            return;
+        }
+
+        if (e.SessionItems[SubscribedKey] is not HashSet<string> subscribed)
+        {
+            subscribed = new HashSet<string>(StringComparer.Ordinal);
+            e.SessionItems[SubscribedKey] = subscribed;
+        }
+
+        bool isNew;
+        lock (subscribed)
+        {
+            isNew = subscribed.Add(filter.Topic);
+        }
+
+        if (filter.RetainHandling == MqttRetainHandling.SendAtSubscribeIfNewSubscriptionOnly && !isNew)
+        {
+            return;
+        }
+
+        MQTTnet.Server.MqttSessionStatus session;
+        try
+        {
+            session = await _server.GetSessionAsync(e.ClientId).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException)
+        {
+            // Gone again already.
+            return;
+        }
+
+        _retained.Replay(filter.Topic, filter.QualityOfServiceLevel, message => session.TryEnqueueApplicationMessage(message, out _));
+    }
+
+    /// <summary>Session item: the filters a session holds, for retain handling 1 (only for a new subscription).</summary>
+    private const string SubscribedKey = "edgekube.subscribed";
+
+    /// <summary>Retained messages the broker holds under node topics.</summary>
+    public int RetainedNodeMessages => _retained.Count;
 
     private Task InterceptSubscriptionAsync(InterceptingSubscriptionEventArgs e)
     {

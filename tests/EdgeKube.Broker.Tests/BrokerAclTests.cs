@@ -72,6 +72,128 @@ public abstract class BrokerAclTests : IAsyncLifetime
     private static async Task<MqttClientSubscribeResultCode> Subscribe(IMqttClient client, string filter) =>
         (await client.SubscribeAsync(new MqttClientFactory().CreateSubscribeOptionsBuilder().WithTopicFilter(filter, MqttQualityOfServiceLevel.AtLeastOnce).Build())).Items.Single().ResultCode;
 
+    /// <summary>A message as a subscriber got it: the retain flag and QoS are part of what the tests check.</summary>
+    protected sealed record Got(string Topic, string Payload, bool Retain, MqttQualityOfServiceLevel Qos);
+
+    protected async Task<(IMqttClient Client, List<Got> Got)> ConnectRecordingAsync(string user, string password, string? clientId = null)
+    {
+        var (client, _) = await ConnectAsync(user, password, clientId);
+        var got = new List<Got>();
+        client.ApplicationMessageReceivedAsync += e =>
+        {
+            lock (got)
+            {
+                got.Add(new Got(e.ApplicationMessage.Topic, e.ApplicationMessage.ConvertPayloadToString(), e.ApplicationMessage.Retain, e.ApplicationMessage.QualityOfServiceLevel));
+            }
+
+            return Task.CompletedTask;
+        };
+        return (client, got);
+    }
+
+    private static Task SubscribeAsync(IMqttClient client, string filter, MqttQualityOfServiceLevel qos = MqttQualityOfServiceLevel.AtLeastOnce, MqttRetainHandling handling = MqttRetainHandling.SendAtSubscribe) =>
+        client.SubscribeAsync(new MqttClientFactory().CreateSubscribeOptionsBuilder()
+            .WithTopicFilter(new MqttTopicFilterBuilder().WithTopic(filter).WithQualityOfServiceLevel(qos).WithRetainHandling(handling).Build()).Build());
+
+    private static Got[] Snapshot(List<Got> got)
+    {
+        lock (got)
+        {
+            return [.. got.OrderBy(g => g.Topic, StringComparer.Ordinal).ThenBy(g => g.Payload, StringComparer.Ordinal)];
+        }
+    }
+
+    [Fact]
+    public async Task Retained_messages_reach_each_subscription_as_mqtt_says()
+    {
+        var (master, _) = await ConnectAsync(NodeAcl.MasterUser, MasterPassword);
+        await Publish(master, $"{Prefix}/nodes/board-1/spec", "spec-1");
+        await Publish(master, $"{Prefix}/nodes/board-1/pods/default/web", "web-1");
+        await Publish(master, $"{Prefix}/nodes/board-1/pods/default/gone", "gone-1");
+        await master.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"{Prefix}/nodes/board-1/pods/default/gone")
+            .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithRetainFlag().Build());
+        await Publish(master, $"{Prefix}/nodes/board-2/spec", "spec-2");
+        await Publish(master, $"{Prefix}/cluster/routes", "routes");
+        var (reporter, _) = await ConnectAsync("board-1", Board1Password);
+        await Publish(reporter, $"{Prefix}/nodes/board-1/status", "status-1");
+        await Publish(reporter, $"{Prefix}/nodes/board-1/pods/default/web/status", "web-status-1");
+        await reporter.DisconnectAsync();
+
+        // A node's own filters: its retained messages and the cluster's, flagged retained; not the cleared
+        // pod, not its pods' statuses (one level deeper than pods/+/+), nothing of another node.
+        var (board1, seen1) = await ConnectRecordingAsync("board-1", Board1Password);
+        foreach (var filter in new[] { $"{Prefix}/nodes/board-1/pods/+/+", $"{Prefix}/nodes/board-1/spec", $"{Prefix}/cluster/#" })
+        {
+            await SubscribeAsync(board1, filter);
+        }
+
+        Got[] expected1 =
+        [
+            new($"{Prefix}/cluster/routes", "routes", true, MqttQualityOfServiceLevel.AtLeastOnce),
+            new($"{Prefix}/nodes/board-1/pods/default/web", "web-1", true, MqttQualityOfServiceLevel.AtLeastOnce),
+            new($"{Prefix}/nodes/board-1/spec", "spec-1", true, MqttQualityOfServiceLevel.AtLeastOnce),
+        ];
+        await Until(() => Snapshot(seen1).Length >= expected1.Length);
+        await Task.Delay(300);
+        Assert.Equal(expected1, Snapshot(seen1));
+
+        // The master's wildcard filters see every node's; at QoS 0 a QoS 1 message comes down to QoS 0.
+        var (watcher, seenM) = await ConnectRecordingAsync(NodeAcl.MasterUser, MasterPassword, "edgekube-master-2");
+        await SubscribeAsync(watcher, $"{Prefix}/nodes/+/spec");
+        await SubscribeAsync(watcher, $"{Prefix}/nodes/+/status", MqttQualityOfServiceLevel.AtMostOnce);
+        await SubscribeAsync(watcher, $"{Prefix}/nodes/+/pods/+/+/status");
+        Got[] expectedM =
+        [
+            new($"{Prefix}/nodes/board-1/pods/default/web/status", "web-status-1", true, MqttQualityOfServiceLevel.AtLeastOnce),
+            new($"{Prefix}/nodes/board-1/spec", "spec-1", true, MqttQualityOfServiceLevel.AtLeastOnce),
+            new($"{Prefix}/nodes/board-1/status", "status-1", true, MqttQualityOfServiceLevel.AtMostOnce),
+            new($"{Prefix}/nodes/board-2/spec", "spec-2", true, MqttQualityOfServiceLevel.AtLeastOnce),
+        ];
+        await Until(() => Snapshot(seenM).Length >= expectedM.Length);
+        await Task.Delay(300);
+        Assert.Equal(expectedM, Snapshot(seenM));
+
+        // A live publish arrives without the retain flag, and replaces the retained one.
+        lock (seen1)
+        {
+            seen1.Clear();
+        }
+
+        await Publish(master, $"{Prefix}/nodes/board-1/spec", "spec-1b");
+        await Until(() => Snapshot(seen1).Length == 1);
+        Assert.Equal(new Got($"{Prefix}/nodes/board-1/spec", "spec-1b", false, MqttQualityOfServiceLevel.AtLeastOnce), Snapshot(seen1)[0]);
+
+        // Retain handling: 2 sends nothing; 1 sends nothing for a subscription the session already has, and
+        // the current message for a new one; 0 sends it again.
+        lock (seen1)
+        {
+            seen1.Clear();
+        }
+
+        await SubscribeAsync(board1, $"{Prefix}/nodes/board-1/pods/+/+", handling: MqttRetainHandling.DoNotSendOnSubscribe);
+        await SubscribeAsync(board1, $"{Prefix}/nodes/board-1/spec", handling: MqttRetainHandling.SendAtSubscribeIfNewSubscriptionOnly);
+        await SubscribeAsync(board1, $"{Prefix}/nodes/board-1/#", handling: MqttRetainHandling.SendAtSubscribeIfNewSubscriptionOnly);
+        await Until(() => Snapshot(seen1).Length >= 4);
+        await Task.Delay(300);
+        Got[] expectedNew =
+        [
+            new($"{Prefix}/nodes/board-1/pods/default/web", "web-1", true, MqttQualityOfServiceLevel.AtLeastOnce),
+            new($"{Prefix}/nodes/board-1/pods/default/web/status", "web-status-1", true, MqttQualityOfServiceLevel.AtLeastOnce),
+            new($"{Prefix}/nodes/board-1/spec", "spec-1b", true, MqttQualityOfServiceLevel.AtLeastOnce),
+            new($"{Prefix}/nodes/board-1/status", "status-1", true, MqttQualityOfServiceLevel.AtLeastOnce),
+        ];
+        Assert.Equal(expectedNew, Snapshot(seen1));
+        lock (seen1)
+        {
+            seen1.Clear();
+        }
+
+        await SubscribeAsync(board1, $"{Prefix}/nodes/board-1/spec");
+        await Until(() => Snapshot(seen1).Length >= 1);
+        await Task.Delay(300);
+        Assert.Equal([new Got($"{Prefix}/nodes/board-1/spec", "spec-1b", true, MqttQualityOfServiceLevel.AtLeastOnce)], Snapshot(seen1));
+    }
+
     [Fact]
     public async Task A_node_reads_and_writes_only_its_own_topics()
     {
