@@ -51,9 +51,14 @@ public sealed class Topics(string prefix = Topics.DefaultPrefix)
     /// <summary>Master → all, retained: cluster-wide data.</summary>
     public string Cluster(string what) => $"{Prefix}/cluster/{what}";
 
-    /// <summary>What a node subscribes to: its pods (two levels below pods/), its index, its spec, identify, its rpc, the cluster.</summary>
-    public IReadOnlyList<string> NodeSubscriptions(string node) =>
-        [$"{Node(node)}/pods/+/+", PodIndex(node), NodeSpec(node), Identify(node), $"{Node(node)}/rpc/#", $"{Prefix}/cluster/#"];
+    /// <summary>
+    /// What a node subscribes to: its pods (two levels below pods/), its index, its spec, identify, its
+    /// rpc, and the cluster's topics (the route table) when it runs the pod network. The table lists
+    /// every node, so a node with no use for it does not take it: it is O(nodes) bytes on each change.
+    /// </summary>
+    public IReadOnlyList<string> NodeSubscriptions(string node, bool podNetwork = true) => podNetwork
+        ? [$"{Node(node)}/pods/+/+", PodIndex(node), NodeSpec(node), Identify(node), $"{Node(node)}/rpc/#", $"{Prefix}/cluster/#"]
+        : [$"{Node(node)}/pods/+/+", PodIndex(node), NodeSpec(node), Identify(node), $"{Node(node)}/rpc/#"];
 
     /// <summary>Parses a node topic into (node, rest) when it is one.</summary>
     public bool TryParseNodeTopic(string topic, out string node, out string[] rest)

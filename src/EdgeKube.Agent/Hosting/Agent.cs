@@ -126,7 +126,7 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         MqttLink? link = null;
         if (options.Broker is { } broker)
         {
-            link = new MqttLink(broker, options.NodeName, time, loggers.CreateLogger<MqttLink>());
+            link = new MqttLink(broker, options.NodeName, time, loggers.CreateLogger<MqttLink>()) { PodNetwork = options.CniConfDir is { Length: > 0 } };
             var mqttSource = new MqttPodSource(options.NodeName, link.Topics, desired, loggers.CreateLogger<MqttPodSource>());
             link.MessageReceived += mqttSource.HandleAsync;
             var rpc = new RpcServer(link, options.NodeName, new ContainerLogs(desired, statuses, layout), loggers.CreateLogger<RpcServer>());

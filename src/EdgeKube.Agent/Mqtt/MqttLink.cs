@@ -52,6 +52,9 @@ public sealed partial class MqttLink : IAsyncDisposable
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private volatile string? _held;
 
+    /// <summary>Whether the node runs the pod network and so takes the cluster's route table (<c>cluster/#</c>).</summary>
+    public bool PodNetwork { get; init; } = true;
+
     public MqttLink(BrokerOptions options, string nodeName, TimeProvider time, ILogger<MqttLink> logger)
     {
         _options = options;
@@ -223,7 +226,7 @@ public sealed partial class MqttLink : IAsyncDisposable
     private async Task AfterConnectAsync(CancellationToken cancellationToken)
     {
         var subscribe = _factory.CreateSubscribeOptionsBuilder();
-        foreach (var filter in Topics.NodeSubscriptions(_nodeName))
+        foreach (var filter in Topics.NodeSubscriptions(_nodeName, PodNetwork))
         {
             subscribe = subscribe.WithTopicFilter(filter, MqttQualityOfServiceLevel.AtLeastOnce);
         }
