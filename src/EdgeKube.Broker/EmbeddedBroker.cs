@@ -214,9 +214,6 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
     /// <summary>Session item: the filters a session holds, for retain handling 1 (only for a new subscription).</summary>
     private const string SubscribedKey = "edgekube.subscribed";
 
-    /// <summary>Retained messages the broker holds under node topics.</summary>
-    public int RetainedNodeMessages => _retained.Count;
-
     private Task InterceptSubscriptionAsync(InterceptingSubscriptionEventArgs e)
     {
         var user = e.SessionItems["user"] as string ?? e.UserName ?? string.Empty;
