@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
+using MQTTnet;
 using MQTTnet.Protocol;
 using MQTTnet.Server;
 
@@ -19,6 +20,7 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
     private readonly CredentialStore _credentials;
     private readonly NodeAcl _acl;
     private readonly NodeRetainedStore _retained;
+    private readonly NodeSubscriptions<MqttSessionStatus> _subscriptions;
     private readonly ILogger _logger;
     private long _dropped;
 
@@ -27,6 +29,7 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
         _credentials = credentials;
         _acl = acl;
         _retained = new NodeRetainedStore(acl.Prefix);
+        _subscriptions = new NodeSubscriptions<MqttSessionStatus>(_retained);
         _logger = logger;
         var options = new MqttServerOptionsBuilder()
             .WithDefaultEndpoint()
@@ -58,17 +61,21 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
         _server.ValidatingConnectionAsync += ValidateAsync;
         _server.InterceptingPublishAsync += InterceptPublishAsync;
         _server.InterceptingSubscriptionAsync += InterceptSubscriptionAsync;
-        _server.ClientSubscribedTopicAsync += ReplayRetainedAsync;
+        _server.ClientSubscribedTopicAsync += SubscribedAsync;
         _server.ClientUnsubscribedTopicAsync += e =>
         {
-            if (e.SessionItems[SubscribedKey] is HashSet<string> subscribed)
-            {
-                lock (subscribed)
-                {
-                    subscribed.Remove(e.TopicFilter);
-                }
-            }
-
+            _subscriptions.Remove(e.ClientId, e.SessionItems, e.TopicFilter);
+            return Task.CompletedTask;
+        };
+        _server.SessionDeletedAsync += e =>
+        {
+            _subscriptions.Forget(e.Id, identity: e.SessionItems);
+            return Task.CompletedTask;
+        };
+        _server.ClientConnectedAsync += e =>
+        {
+            // A clean start replaced the session: what the old one subscribed is gone with it.
+            _subscriptions.Forget(e.ClientId, unless: e.SessionItems);
             return Task.CompletedTask;
         };
         _server.ApplicationMessageEnqueuedOrDroppedAsync += e =>
@@ -158,46 +165,70 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
             }
         }
 
-        // A node topic's retained message is kept by node (NodeRetainedStore), before it goes out: MQTTnet
-        // then only delivers it, to the current subscribers, as a live message.
-        if (e.ApplicationMessage.Retain && _retained.Keep(e.ApplicationMessage))
+        // A node topic's publish is kept (when retained) and delivered here, through the per-node index of
+        // its subscribers, not by MQTTnet, which would ask every session (NodeSubscriptions).
+        var message = e.ApplicationMessage;
+        if (_retained.NodeOf(message.Topic) is { } node)
         {
-            e.ApplicationMessage.Retain = false;
+            e.ProcessPublish = false;
+            int delivered;
+            lock (_retained.LockOf(node))
+            {
+                if (message.Retain)
+                {
+                    _retained.Keep(message);
+                }
+
+                delivered = Deliver(node, message, e.ClientId);
+            }
+
+            if (delivered == 0 && e.Response.ReasonCode == MqttPubAckReasonCode.Success)
+            {
+                // As MQTTnet (and MQTT 5) answer a publish nobody receives.
+                e.Response.ReasonCode = MqttPubAckReasonCode.NoMatchingSubscribers;
+            }
         }
 
         return Task.CompletedTask;
     }
 
+    private int Deliver(string node, MqttApplicationMessage message, string? senderId)
+    {
+        var deliveries = _subscriptions.Match(node, message, senderId);
+        foreach (var (clientId, identity, session, copy) in deliveries)
+        {
+            try
+            {
+                if (!session.TryEnqueueApplicationMessage(copy, out _))
+                {
+                    // The client's queue is full (MaxPendingMessagesPerClient).
+                    Interlocked.Increment(ref _dropped);
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                // The session ended meanwhile.
+                _subscriptions.Forget(clientId, identity);
+            }
+        }
+
+        return deliveries.Count;
+    }
+
     /// <summary>
-    /// After a subscription is in place, sends the node topics' retained messages it matches, as MQTT's
-    /// retain handling says: always (0), only for a new subscription (1), never (2).
+    /// After a subscription is in place: records it for node-topic delivery, then sends the node topics'
+    /// retained messages it matches, as MQTT's retain handling says: always (0), only for a new
+    /// subscription (1), never (2).
     /// </summary>
-    private async Task ReplayRetainedAsync(ClientSubscribedTopicEventArgs e)
+    private async Task SubscribedAsync(ClientSubscribedTopicEventArgs e)
     {
         var filter = e.TopicFilter;
-        if (filter.RetainHandling == MqttRetainHandling.DoNotSendOnSubscribe || _retained.ScopeOf(filter.Topic, out _) == FilterScope.None)
+        if (_retained.ScopeOf(filter.Topic, out _) == FilterScope.None)
         {
             return;
         }
 
-        if (e.SessionItems[SubscribedKey] is not HashSet<string> subscribed)
-        {
-            subscribed = new HashSet<string>(StringComparer.Ordinal);
-            e.SessionItems[SubscribedKey] = subscribed;
-        }
-
-        bool isNew;
-        lock (subscribed)
-        {
-            isNew = subscribed.Add(filter.Topic);
-        }
-
-        if (filter.RetainHandling == MqttRetainHandling.SendAtSubscribeIfNewSubscriptionOnly && !isNew)
-        {
-            return;
-        }
-
-        MQTTnet.Server.MqttSessionStatus session;
+        MqttSessionStatus session;
         try
         {
             session = await _server.GetSessionAsync(e.ClientId).ConfigureAwait(false);
@@ -208,11 +239,21 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
             return;
         }
 
+        if (!ReferenceEquals(session.Items, e.SessionItems))
+        {
+            // Replaced by a newer session (a clean start) meanwhile, which subscribes for itself.
+            return;
+        }
+
+        _subscriptions.Add(e.ClientId, e.SessionItems, session, filter, out var isNew);
+        if (filter.RetainHandling == MqttRetainHandling.DoNotSendOnSubscribe
+            || (filter.RetainHandling == MqttRetainHandling.SendAtSubscribeIfNewSubscriptionOnly && !isNew))
+        {
+            return;
+        }
+
         _retained.Replay(filter.Topic, filter.QualityOfServiceLevel, message => session.TryEnqueueApplicationMessage(message, out _));
     }
-
-    /// <summary>Session item: the filters a session holds, for retain handling 1 (only for a new subscription).</summary>
-    private const string SubscribedKey = "edgekube.subscribed";
 
     private Task InterceptSubscriptionAsync(InterceptingSubscriptionEventArgs e)
     {

@@ -17,11 +17,11 @@ namespace EdgeKube.Broker;
 /// <c>nodes/+/status</c>) looks at every node's, once per subscription, as before.
 /// </para>
 /// <para>
-/// The broker takes node topics' retained publishes here and hands them on to MQTTnet without the
-/// retain flag (it then only delivers them to the current subscribers, as MQTT says a retained
-/// message is delivered), and replays the matching ones itself after each subscription. Store update
-/// and replay take the node's lock, and the store is updated before the publish is dispatched, so a
-/// subscriber never gets an older retained message after a newer live one.
+/// The broker keeps node topics' retained publishes here, delivers each publish to the current
+/// subscribers itself (<see cref="NodeSubscriptions{TSession}"/>), and replays the matching retained
+/// ones after each subscription. The broker stores and delivers a publish under the node's lock
+/// (<see cref="LockOf"/>), and the replay takes the same lock, so a subscriber never gets an older
+/// retained message after a newer live one.
 /// </para>
 /// </summary>
 public sealed class NodeRetainedStore(string prefix)
@@ -101,7 +101,7 @@ public sealed class NodeRetainedStore(string prefix)
             return false;
         }
 
-        var held = _byNode.GetOrAdd(node, static _ => new Dictionary<string, MqttApplicationMessage>(StringComparer.Ordinal));
+        var held = HeldOf(node);
         lock (held)
         {
             if (message.Payload.IsEmpty)
@@ -116,6 +116,16 @@ public sealed class NodeRetainedStore(string prefix)
 
         return true;
     }
+
+    /// <summary>
+    /// The lock that <see cref="Keep"/> and <see cref="Replay"/> take for <paramref name="node"/>'s
+    /// messages: the broker holds it while it stores and delivers a publish to that node's topics, so a
+    /// replay cannot fall between the two.
+    /// </summary>
+    public object LockOf(string node) => HeldOf(node);
+
+    private Dictionary<string, MqttApplicationMessage> HeldOf(string node) =>
+        _byNode.GetOrAdd(node, static _ => new Dictionary<string, MqttApplicationMessage>(StringComparer.Ordinal));
 
     /// <summary>
     /// Hands every retained message that <paramref name="filter"/> matches to <paramref name="deliver"/>,
@@ -168,26 +178,15 @@ public sealed class NodeRetainedStore(string prefix)
     }
 
     /// <summary>A copy that owns its payload and carries the retain flag, as a retained message is sent on subscribe.</summary>
-    private static MqttApplicationMessage Copy(MqttApplicationMessage message) => new()
+    private static MqttApplicationMessage Copy(MqttApplicationMessage message)
     {
-        Topic = message.Topic,
-        Payload = new ReadOnlySequence<byte>(message.Payload.ToArray()),
-        QualityOfServiceLevel = message.QualityOfServiceLevel,
-        Retain = true,
-        ContentType = message.ContentType,
-        CorrelationData = message.CorrelationData,
-        ResponseTopic = message.ResponseTopic,
-        PayloadFormatIndicator = message.PayloadFormatIndicator,
-        MessageExpiryInterval = message.MessageExpiryInterval,
-        UserProperties = message.UserProperties,
-    };
-
-    private static MqttApplicationMessage WithQos(MqttApplicationMessage message, MqttQualityOfServiceLevel qos)
-    {
-        var copy = Copy(message);
-        copy.QualityOfServiceLevel = qos;
+        var copy = NodeSubscriptions<object>.As(message, message.QualityOfServiceLevel, retain: true);
+        copy.Payload = new ReadOnlySequence<byte>(message.Payload.ToArray());
         return copy;
     }
+
+    private static MqttApplicationMessage WithQos(MqttApplicationMessage message, MqttQualityOfServiceLevel qos) =>
+        NodeSubscriptions<object>.As(message, qos, retain: true);
 }
 
 /// <summary>What a subscription filter can match among node topics.</summary>
