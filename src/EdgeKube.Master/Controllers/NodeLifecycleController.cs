@@ -14,8 +14,13 @@ namespace EdgeKube.Master.Controllers;
 /// MemoryPressure, DiskPressure, PIDPressure, ThermalThrottling or UnderVoltage is tainted NoSchedule
 /// (<see cref="ConditionTaints"/>) until the condition clears.
 /// </summary>
+/// <remarks>
+/// Each pass lists the nodes; it finds their pods through the shared <see cref="PodNodeIndex"/>, never by
+/// listing every pod (at 50,000 pods that took hundreds of ms of CPU, and passes run every second).
+/// </remarks>
 public sealed partial class NodeLifecycleController(
     IObjectStore store,
+    PodNodeIndex pods,
     Func<IReadOnlyDictionary<string, NodeLiveness>> liveness,
     EventRecorder events,
     TimeSpan gracePeriod,
@@ -125,40 +130,63 @@ public sealed partial class NodeLifecycleController(
 
     /// <summary>
     /// Pods bound to a node that is gone (removed, <c>kubectl delete node</c>) are deleted once they have
-    /// been orphaned for <see cref="OrphanQuarantine"/>: nobody will ever run or stop them.
+    /// been orphaned for <see cref="OrphanQuarantine"/>: nobody will ever run or stop them. They are found in
+    /// the index (pods on node names not in <paramref name="nodes"/>); the one whose quarantine is over is read
+    /// from the store and looked at again before it is finished, since the index may lag.
     /// </summary>
     private async Task CollectOrphansAsync(HashSet<string> nodes, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var orphans = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var pod in (await store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false)).Items)
+        if (!pods.Synced.IsCompleted)
         {
-            if (pod["spec"]?["nodeName"]?.GetValue<string>() is not { Length: > 0 } node || nodes.Contains(node)
-                || (pod.Metadata()["deletionTimestamp"] is not null && ObjectWriter.IsStopped(pod)))
-            {
-                // Held only by finalizers once marked stopped: nothing more to do here.
-                continue;
-            }
+            // Before its first list the index knows no pods: no pod's quarantine may start or end on that.
+            return;
+        }
 
-            var key = pod.Namespace() + "/" + pod.Name() + "/" + pod.Uid();
-            orphans.Add(key);
-            if (!_orphanedSince.TryGetValue(key, out var since))
-            {
-                _orphanedSince[key] = now;
-                continue;
-            }
-
-            if (now - since < OrphanQuarantine)
+        var orphans = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var node in pods.NodesWithPods())
+        {
+            if (nodes.Contains(node))
             {
                 continue;
             }
 
-            try
+            foreach (var pod in pods.PodsOn(node))
             {
-                await ObjectWriter.FinishPodAsync(store, time, new ObjectKey("pods", pod.Namespace(), pod.Name()), pod, cancellationToken).ConfigureAwait(false);
-                LogOrphanDeleted(pod.Namespace(), pod.Name(), node);
-            }
-            catch (StoreException)
-            {
+                if (pod.Terminating && pod.Stopped)
+                {
+                    // Held only by finalizers once marked stopped: nothing more to do here.
+                    continue;
+                }
+
+                var key = pod.Namespace + "/" + pod.Name + "/" + pod.Uid;
+                orphans.Add(key);
+                if (!_orphanedSince.TryGetValue(key, out var since))
+                {
+                    _orphanedSince[key] = now;
+                    continue;
+                }
+
+                if (now - since < OrphanQuarantine)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    if (await store.GetAsync(pod.Key, cancellationToken).ConfigureAwait(false) is not { } current || current.Uid() != pod.Uid
+                        || PodNodeIndex.NodeNameOf(current) is not { } bound || nodes.Contains(bound)
+                        || (current.Metadata()["deletionTimestamp"] is not null && ObjectWriter.IsStopped(current)))
+                    {
+                        // Gone, replaced, or no longer orphaned since the index saw it.
+                        continue;
+                    }
+
+                    await ObjectWriter.FinishPodAsync(store, time, pod.Key, current, cancellationToken).ConfigureAwait(false);
+                    LogOrphanDeleted(pod.Namespace, pod.Name, bound);
+                }
+                catch (StoreException)
+                {
+                }
             }
         }
 
@@ -171,36 +199,46 @@ public sealed partial class NodeLifecycleController(
     /// <summary>
     /// The pods of a node that is not heard from cannot be known to be ready: their Ready condition
     /// becomes False (kube-controller-manager's MarkPodsNotReady), so nothing sends them traffic. The
-    /// node reports their real status again when it returns.
+    /// node reports their real status again when it returns. Only the lost nodes' pods are looked at, from
+    /// the index, and only those it holds as not yet False; each is read from the store and updated from
+    /// that fresh copy. One that turned Ready after the index last saw it is marked on a later pass.
     /// </summary>
     private async Task MarkPodsNotReadyAsync(HashSet<string> nodes, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        foreach (var pod in (await store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false)).Items)
+        foreach (var node in nodes)
         {
-            if (pod["spec"]?["nodeName"]?.GetValue<string>() is not { } node || !nodes.Contains(node))
+            foreach (var seen in pods.PodsOn(node))
             {
-                continue;
-            }
+                if (seen.ReadyStatus is null or "False")
+                {
+                    continue;
+                }
 
-            var conditions = pod.Obj("status")["conditions"] as JsonArray;
-            var ready = conditions?.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "Ready");
-            if (ready is null || ready.Str("status") == "False")
-            {
-                continue;
-            }
+                try
+                {
+                    if (await store.GetAsync(seen.Key, cancellationToken).ConfigureAwait(false) is not { } pod || PodNodeIndex.NodeNameOf(pod) != node)
+                    {
+                        continue;
+                    }
 
-            ready["status"] = "False";
-            ready["lastTransitionTime"] = ObjectMeta.Time(now);
-            ready.Remove("reason");
-            ready.Remove("message");
-            try
-            {
-                await store.UpdateAsync(new ObjectKey("pods", pod.Namespace(), pod.Name()), pod, pod.ResourceVersion(), cancellationToken).ConfigureAwait(false);
-                LogPodNotReady(pod.Namespace(), pod.Name(), node);
-            }
-            catch (StoreException)
-            {
-                // Changed meanwhile: the next pass looks again.
+                    var conditions = pod.Obj("status")["conditions"] as JsonArray;
+                    var ready = conditions?.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "Ready");
+                    if (ready is null || ready.Str("status") == "False")
+                    {
+                        continue;
+                    }
+
+                    ready["status"] = "False";
+                    ready["lastTransitionTime"] = ObjectMeta.Time(now);
+                    ready.Remove("reason");
+                    ready.Remove("message");
+                    await store.UpdateAsync(seen.Key, pod, pod.ResourceVersion(), cancellationToken).ConfigureAwait(false);
+                    LogPodNotReady(seen.Namespace, seen.Name, node);
+                }
+                catch (StoreException)
+                {
+                    // Changed meanwhile: the next pass looks again.
+                }
             }
         }
     }

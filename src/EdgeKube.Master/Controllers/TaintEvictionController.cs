@@ -16,8 +16,15 @@ namespace EdgeKube.Master.Controllers;
 /// node stops it when it returns. A node annotated <c>edgekube.io/autonomy=true</c> (a board expected
 /// to go offline) never has its pods evicted.
 /// </summary>
+/// <remarks>
+/// The pods of the tainted nodes come from the shared <see cref="PodNodeIndex"/>, never from a list of every
+/// pod: the sweep runs every second, and while any node is tainted that list read and parsed every pod in the
+/// cluster. The index holds the tolerations, so the pods whose time has not come cost no store read; the others
+/// are read from the store and decided on again before they are deleted, since the index may lag.
+/// </remarks>
 public sealed partial class TaintEvictionController(
     IObjectStore store,
+    PodNodeIndex pods,
     Func<JsonObject, CancellationToken, Task> delete,
     EventRecorder events,
     TimeProvider time,
@@ -45,48 +52,39 @@ public sealed partial class TaintEvictionController(
     public async Task SweepAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        var nodes = new Dictionary<string, JsonObject>(StringComparer.Ordinal);
         foreach (var node in (await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items)
         {
-            if (NoExecuteTaints(node).Count > 0)
-            {
-                nodes[node.Name()] = node;
-            }
-        }
-
-        if (nodes.Count == 0)
-        {
-            return;
-        }
-
-        foreach (var pod in (await store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false)).Items)
-        {
-            if (pod["spec"]?["nodeName"]?.GetValue<string>() is not { } nodeName || !nodes.TryGetValue(nodeName, out var node)
-                || pod.Metadata()["deletionTimestamp"] is not null)
+            var taints = NoExecuteTaints(node);
+            if (taints.Count == 0 || node.Metadata()["annotations"]?[AutonomyAnnotation]?.GetValue<string>() == "true")
             {
                 continue;
             }
 
-            if (node.Metadata()["annotations"]?[AutonomyAnnotation]?.GetValue<string>() == "true")
+            var nodeName = node.Name();
+            foreach (var seen in pods.PodsOn(nodeName))
             {
-                continue;
-            }
+                if (seen.Terminating || EvictionTime(taints, seen.Tolerations, now) is not { } due || due > now)
+                {
+                    continue;
+                }
 
-            var at = EvictionTime(NoExecuteTaints(node), Tolerations(pod), now);
-            if (at is null || at > now)
-            {
-                continue;
-            }
+                try
+                {
+                    if (await store.GetAsync(seen.Key, cancellationToken).ConfigureAwait(false) is not { } pod || PodNodeIndex.NodeNameOf(pod) != nodeName
+                        || pod.Metadata()["deletionTimestamp"] is not null || EvictionTime(taints, Tolerations(pod), now) is not { } at || at > now)
+                    {
+                        // Gone, deleted, moved or tolerating since the index saw it.
+                        continue;
+                    }
 
-            try
-            {
-                await delete(pod, cancellationToken).ConfigureAwait(false);
-                LogEvicted(pod.Namespace(), pod.Name(), nodeName);
-                await events.RecordAsync(pod, "Normal", "TaintManagerEviction", $"Marking for deletion Pod {pod.Namespace()}/{pod.Name()}", "taint-eviction-controller", cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is ApiError or StoreException)
-            {
-                // Deleted or changed meanwhile: the next pass looks again.
+                    await delete(pod, cancellationToken).ConfigureAwait(false);
+                    LogEvicted(pod.Namespace(), pod.Name(), nodeName);
+                    await events.RecordAsync(pod, "Normal", "TaintManagerEviction", $"Marking for deletion Pod {pod.Namespace()}/{pod.Name()}", "taint-eviction-controller", cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is ApiError or StoreException)
+                {
+                    // Deleted or changed meanwhile: the next pass looks again.
+                }
             }
         }
     }

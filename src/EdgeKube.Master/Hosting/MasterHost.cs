@@ -122,12 +122,14 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
 
         var events = new EventRecorder(store, time);
         var scheduling = new SchedulingController(store, events, time, loggers.CreateLogger<SchedulingController>());
-        var lifecycle = new NodeLifecycleController(store, () => bridge.Liveness, events, options.NodeMonitorGracePeriod, time, loggers.CreateLogger<NodeLifecycleController>());
+        // One list and watch of the pods, by node, for every controller that looks at some nodes' pods.
+        var podIndex = new PodNodeIndex(store, loggers.CreateLogger<PodNodeIndex>());
+        var lifecycle = new NodeLifecycleController(store, podIndex, () => bridge.Liveness, events, options.NodeMonitorGracePeriod, time, loggers.CreateLogger<NodeLifecycleController>());
         bridge.NodeChanged += lifecycle.Kick;
         var namespaces = new NamespaceController(store, api, loggers.CreateLogger<NamespaceController>());
         var writer = new ObjectWriter(store, time);
         var pods = ApiResources.All.First(r => r.Kind == "Pod");
-        var eviction = new TaintEvictionController(store, (pod, ct) => api.DeleteObjectAsync(pods, pod, null, ct), events, time, loggers.CreateLogger<TaintEvictionController>());
+        var eviction = new TaintEvictionController(store, podIndex, (pod, ct) => api.DeleteObjectAsync(pods, pod, null, ct), events, time, loggers.CreateLogger<TaintEvictionController>());
         var identify = new IdentifyController(store, events, time, loggers.CreateLogger<IdentifyController>());
         var ipam = new NodeIpamController(store, options.ClusterCidr, options.NodeCidrMaskSize, events, loggers.CreateLogger<NodeIpamController>());
 
@@ -135,6 +137,7 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
         {
             bridge.RunAsync(cancellationToken),
             scheduling.RunAsync(cancellationToken),
+            podIndex.RunAsync(cancellationToken),
             lifecycle.RunAsync(cancellationToken),
             namespaces.RunAsync(cancellationToken),
             new ReplicaSetController(writer, events, loggers.CreateLogger<ReplicaSetController>()).RunAsync(cancellationToken),

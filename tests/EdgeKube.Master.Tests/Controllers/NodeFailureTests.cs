@@ -3,6 +3,7 @@ using EdgeKube.Master.Api;
 using EdgeKube.Master.Bridge;
 using EdgeKube.Master.Controllers;
 using EdgeKube.Master.Store;
+using EdgeKube.Master.Tests.Store;
 using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
@@ -10,31 +11,61 @@ using Microsoft.Extensions.Time.Testing;
 namespace EdgeKube.Master.Tests.Controllers;
 
 /// <summary>Node lifecycle and taint-based eviction on fake time: Kubernetes' 40 s and 300 s run in milliseconds.</summary>
-public sealed class NodeFailureTests
+public sealed class NodeFailureTests : IAsyncLifetime
 {
-    private readonly InMemoryObjectStore _store = new();
+    // A guard against a hung test, not a timing assertion: the index applies each change at once.
+    private static readonly TimeSpan Hang = TimeSpan.FromSeconds(30);
+
+    private readonly RecordingObjectStore _store = new(new InMemoryObjectStore());
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
     private readonly Dictionary<string, NodeLiveness> _heard = new(StringComparer.Ordinal);
     private readonly List<string> _deleted = [];
+    private readonly PodNodeIndex _pods;
+    private readonly CancellationTokenSource _stop = new();
+    private Task _index = Task.CompletedTask;
+
+    // The resourceVersion of the test's last pod write: the index must hold it before a step, or the step would race the index.
+    private long _podWritten;
 
     private NodeLifecycleController? _lifecycle;
 
-    public NodeFailureTests() => Lifecycle();
+    public NodeFailureTests()
+    {
+        _pods = new PodNodeIndex(_store, NullLogger<PodNodeIndex>.Instance);
+        Lifecycle();
+    }
+
+    public async Task InitializeAsync()
+    {
+        _index = _pods.RunAsync(_stop.Token);
+        await _pods.Synced.WaitAsync(Hang);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _store.ReleaseWatches();
+        await _index.WaitAsync(Hang);
+        await _store.DisposeAsync();
+        _stop.Dispose();
+    }
 
     // One controller for the whole test: it counts the grace period from its own start, as kube-controller-manager does.
     private NodeLifecycleController Lifecycle() => _lifecycle ??=
-        new(_store, () => _heard, new EventRecorder(_store, _time), TimeSpan.FromSeconds(40), _time, NullLogger<NodeLifecycleController>.Instance);
+        new(_store, _pods, () => _heard, new EventRecorder(_store, _time), TimeSpan.FromSeconds(40), _time, NullLogger<NodeLifecycleController>.Instance);
 
     private TaintEvictionController Eviction() =>
-        new(_store, DeleteAsync, new EventRecorder(_store, _time), _time, NullLogger<TaintEvictionController>.Instance);
+        new(_store, _pods, DeleteAsync, new EventRecorder(_store, _time), _time, NullLogger<TaintEvictionController>.Instance);
 
-    /// <summary>What the API server does to a bound pod: marks it; the node finishes it.</summary>
+    /// <summary>What the API server does to a bound pod: marks it; the node finishes it. Only what the store took counts as deleted.</summary>
     private async Task DeleteAsync(JsonObject pod, CancellationToken cancellationToken)
     {
-        _deleted.Add(pod.Name());
         pod.Metadata()["deletionTimestamp"] = ObjectMeta.Time(_time.GetUtcNow());
-        await _store.UpdateAsync(new ObjectKey("pods", pod.Namespace(), pod.Name()), pod, pod.ResourceVersion(), cancellationToken);
+        PodWritten(await _store.UpdateAsync(new ObjectKey("pods", pod.Namespace(), pod.Name()), pod, pod.ResourceVersion(), cancellationToken));
+        _deleted.Add(pod.Name());
     }
+
+    private void PodWritten(JsonObject pod) => _podWritten = Math.Max(_podWritten, pod.ResourceVersion());
 
     private Task AddNodeAsync(string name, bool autonomy = false)
     {
@@ -56,7 +87,7 @@ public sealed class NodeFailureTests
     }
 
     /// <summary>A pod as the API server stores it (default tolerations added), bound and Ready.</summary>
-    private Task AddPodAsync(string name, string node, JsonArray? tolerations = null)
+    private async Task AddPodAsync(string name, string node, JsonArray? tolerations = null)
     {
         var pod = new JsonObject
         {
@@ -77,7 +108,7 @@ public sealed class NodeFailureTests
         PodRules.ApplyDefaults(pod);
         pod["status"]!["phase"] = "Running";
         pod["status"]!["conditions"] = new JsonArray(new JsonObject { ["type"] = "Ready", ["status"] = "True" });
-        return _store.CreateAsync(new ObjectKey("pods", "default", name), pod);
+        PodWritten(await _store.CreateAsync(new ObjectKey("pods", "default", name), pod));
     }
 
     private static JsonArray Tolerate(long? seconds) =>
@@ -94,6 +125,7 @@ public sealed class NodeFailureTests
 
     private async Task StepAsync(TimeSpan by)
     {
+        await _pods.WaitForAsync(_podWritten).WaitAsync(Hang);
         _time.Advance(by);
         await Lifecycle().CheckAllAsync(CancellationToken.None);
         await Eviction().SweepAsync(CancellationToken.None);
@@ -217,7 +249,7 @@ public sealed class NodeFailureTests
             ["spec"] = new JsonObject { ["nodeName"] = "board", ["tolerations"] = new JsonArray() },
             ["status"] = new JsonObject(),
         };
-        await _store.CreateAsync(new ObjectKey("pods", "default", "bare"), pod);
+        PodWritten(await _store.CreateAsync(new ObjectKey("pods", "default", "bare"), pod));
         var node = await NodeAsync("board");
         node["status"]!["conditions"]![0]!["status"] = "False";
         await _store.UpdateAsync(new ObjectKey("nodes", string.Empty, "board"), node, node.ResourceVersion());
@@ -248,6 +280,42 @@ public sealed class NodeFailureTests
         Assert.Null(await _store.GetAsync(new ObjectKey("pods", "default", "orphan")));
         Assert.NotNull(await _store.GetAsync(new ObjectKey("pods", "default", "kept")));
         Assert.NotNull(await _store.GetAsync(new ObjectKey("pods", "default", "early")));
+    }
+
+    [Fact]
+    public async Task Passes_find_pods_through_the_index_and_write_the_copy_the_store_has_now()
+    {
+        await AddNodeAsync("board");
+        await AddPodAsync("web", "board", Tolerate(0));
+        await AddPodAsync("lost", "removed");
+        await StepAsync(TimeSpan.FromSeconds(1));
+
+        // The index falls behind: the version of "web" it holds is older than the store's.
+        _store.HoldWatches();
+        var key = new ObjectKey("pods", "default", "web");
+        var web = (await _store.GetAsync(key))!;
+        web["status"]!["podIP"] = "10.244.0.5";
+        await _store.UpdateAsync(key, web, web.ResourceVersion());
+
+        _heard["board"] = _heard["board"] with { Offline = true };
+        _time.Advance(TimeSpan.FromSeconds(1));
+        await Lifecycle().CheckAllAsync(CancellationToken.None);
+        await Eviction().SweepAsync(CancellationToken.None);
+
+        // Marked not ready, then evicted, each written from a fresh copy: the index's version would have conflicted.
+        var stored = (await _store.GetAsync(key))!;
+        Assert.Equal("False", await PodReadyAsync("web"));
+        Assert.Equal(["web"], _deleted);
+        Assert.NotNull(stored.Metadata()["deletionTimestamp"]);
+        Assert.Equal("10.244.0.5", stored["status"]!["podIP"]!.GetValue<string>());
+
+        // The orphan goes after its quarantine (seen first at the step above).
+        _time.Advance(TimeSpan.FromSeconds(40));
+        await Lifecycle().CheckAllAsync(CancellationToken.None);
+        Assert.Null(await _store.GetAsync(new ObjectKey("pods", "default", "lost")));
+
+        // No pass listed the pods: only the index did, once.
+        Assert.Equal(1, _store.Lists("pods"));
     }
 
     [Fact]
