@@ -10,8 +10,8 @@ namespace EdgeKube.Master.Controllers;
 /// <summary>
 /// The pods bound to each node, kept from one list of the pods and then their watch, as kube-controller-manager's
 /// shared pod informer with its <c>spec.nodeName</c> indexer. The node lifecycle and taint eviction look at a
-/// few nodes' pods every second; a list of all pods for that read and parsed every pod (hundreds of ms of CPU
-/// at 50,000 pods, each second).
+/// few nodes' pods every second, and the scheduler at the pending pods and what the bound ones request; a
+/// list of all pods for that read and parsed every pod (hundreds of ms of CPU at 50,000 pods, each time).
 /// </summary>
 /// <remarks>
 /// <list type="bullet">
@@ -19,7 +19,8 @@ namespace EdgeKube.Master.Controllers;
 /// <item>Like an informer's cache it lags the store a little. It says which pods to look at, not what they are
 /// now: a reader that writes a pod reads it from the store first (<see cref="IObjectStore.GetAsync"/>, a fresh
 /// copy with the resourceVersion to update against) and decides again on that copy.</item>
-/// <item>Only bound pods are kept, and only what the controllers pick pods by (<see cref="BoundPod"/>), not the
+/// <item>Bound pods are kept by node, and pods waiting for a node by age (<see cref="PendingPod"/>, for the
+/// scheduler); only what the controllers pick pods by (<see cref="BoundPod"/>), not the
 /// objects: 50,000 parsed pods would hold hundreds of MB on a board, and a parsed <see cref="JsonObject"/> is not
 /// safe to read from several threads (it materializes its children on first access).</item>
 /// <item>A watch that falls behind (<see cref="StoreErrorKind.Expired"/>) is answered with a new list, which
@@ -39,6 +40,7 @@ public sealed partial class PodNodeIndex(IObjectStore store, ILogger<PodNodeInde
     private readonly List<(long ResourceVersion, TaskCompletionSource Reached)> _waiters = [];
     private Dictionary<string, BoundPod> _pods = new(StringComparer.Ordinal);
     private Dictionary<string, Dictionary<string, BoundPod>> _byNode = new(StringComparer.Ordinal);
+    private Dictionary<string, PendingPod> _pending = new(StringComparer.Ordinal);
     private long _resourceVersion;
 
     // Only the writer (RunAsync) uses it.
@@ -91,6 +93,43 @@ public sealed partial class PodNodeIndex(IObjectStore store, ILogger<PodNodeInde
             return byNamespace != 0 ? byNamespace : string.CompareOrdinal(a.Name, b.Name);
         });
         return pods;
+    }
+
+    /// <summary>Every bound pod (a snapshot, in no particular order): what the scheduler counts on each node.</summary>
+    public IReadOnlyList<BoundPod> AllBound()
+    {
+        lock (_lock)
+        {
+            return [.. _pods.Values];
+        }
+    }
+
+    /// <summary>The pods waiting for a node (not bound, not being deleted), oldest first (creationTimestamp, then namespace/name).</summary>
+    public IReadOnlyList<PendingPod> Pending()
+    {
+        PendingPod[] pending;
+        lock (_lock)
+        {
+            if (_pending.Count == 0)
+            {
+                return [];
+            }
+
+            pending = [.. _pending.Values];
+        }
+
+        Array.Sort(pending, static (a, b) =>
+        {
+            var byTime = string.CompareOrdinal(a.CreationTimestamp, b.CreationTimestamp);
+            if (byTime != 0)
+            {
+                return byTime;
+            }
+
+            var byNamespace = string.CompareOrdinal(a.Namespace, b.Namespace);
+            return byNamespace != 0 ? byNamespace : string.CompareOrdinal(a.Name, b.Name);
+        });
+        return pending;
     }
 
     /// <summary>The names of the nodes at least one pod is bound to, whether or not such a node exists.</summary>
@@ -163,13 +202,18 @@ public sealed partial class PodNodeIndex(IObjectStore store, ILogger<PodNodeInde
     {
         var pods = new Dictionary<string, BoundPod>(StringComparer.Ordinal);
         var byNode = new Dictionary<string, Dictionary<string, BoundPod>>(StringComparer.Ordinal);
+        var pending = new Dictionary<string, PendingPod>(StringComparer.Ordinal);
         foreach (var obj in list.Items)
         {
+            var key = obj.Namespace() + "/" + obj.Name();
             if (Bound(obj) is { } pod)
             {
-                var key = pod.Namespace + "/" + pod.Name;
                 pods[key] = pod;
                 Add(byNode, key, pod);
+            }
+            else if (Waiting(obj) is { } waiting)
+            {
+                pending[key] = waiting;
             }
         }
 
@@ -177,6 +221,7 @@ public sealed partial class PodNodeIndex(IObjectStore store, ILogger<PodNodeInde
         {
             _pods = pods;
             _byNode = byNode;
+            _pending = pending;
             // Under the lock, so a WaitForAsync cannot see the list's version without the index being synced.
             _synced.TrySetResult();
             Reached(list.ResourceVersion);
@@ -189,8 +234,18 @@ public sealed partial class PodNodeIndex(IObjectStore store, ILogger<PodNodeInde
     {
         var key = e.Key.Namespace + "/" + e.Key.Name;
         var pod = e.Type == WatchEventType.Deleted ? null : Bound(e.Object);
+        var waiting = e.Type == WatchEventType.Deleted || pod is not null ? null : Waiting(e.Object);
         lock (_lock)
         {
+            if (waiting is not null)
+            {
+                _pending[key] = waiting;
+            }
+            else
+            {
+                _pending.Remove(key);
+            }
+
             // The API server does not let a pod move to another node, but the store does not forbid it: the old entry always goes.
             if (_pods.Remove(key, out var old) && _byNode.TryGetValue(old.NodeName, out var onNode))
             {
@@ -246,8 +301,14 @@ public sealed partial class PodNodeIndex(IObjectStore store, ILogger<PodNodeInde
 
         var ready = (obj["status"]?["conditions"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "Ready")?.Str("status");
         return new BoundPod(obj.Namespace(), obj.Name(), obj.Uid(), node, obj.ResourceVersion(),
-            obj.Metadata()["deletionTimestamp"] is not null, ObjectWriter.IsStopped(obj), ready, TolerationsOf(obj));
+            obj.Metadata()["deletionTimestamp"] is not null, ObjectWriter.IsStopped(obj), ready, TolerationsOf(obj), obj["status"]?["phase"] is JsonValue phase && phase.TryGetValue<string>(out var p) ? p : null);
     }
+
+    /// <summary>What the index keeps of a pod that waits for the scheduler, or null for one that does not (bound, or being deleted).</summary>
+    private static PendingPod? Waiting(JsonObject obj) =>
+        NodeNameOf(obj) is null && obj.Metadata()["deletionTimestamp"] is null
+            ? new PendingPod(obj.Namespace(), obj.Name(), obj.Metadata().Str("creationTimestamp") ?? string.Empty)
+            : null;
 
     private IReadOnlyList<V1Toleration> TolerationsOf(JsonObject pod)
     {
@@ -289,6 +350,7 @@ public sealed partial class PodNodeIndex(IObjectStore store, ILogger<PodNodeInde
 /// <param name="Stopped">Nothing runs it any more (<see cref="ObjectWriter.IsStopped"/>: deleted with grace period 0).</param>
 /// <param name="ReadyStatus">The status of its Ready condition, or null without one.</param>
 /// <param name="Tolerations">spec.tolerations; shared between pods with the same list, so read them only.</param>
+/// <param name="Phase">status.phase, or null before the node reported one.</param>
 public sealed record BoundPod(
     string Namespace,
     string Name,
@@ -298,7 +360,15 @@ public sealed record BoundPod(
     bool Terminating,
     bool Stopped,
     string? ReadyStatus,
-    IReadOnlyList<V1Toleration> Tolerations)
+    IReadOnlyList<V1Toleration> Tolerations,
+    string? Phase = null)
+{
+    /// <summary>The pod's key in the store.</summary>
+    public ObjectKey Key => new("pods", Namespace, Name);
+}
+
+/// <summary>A pod waiting for a node as <see cref="PodNodeIndex"/> last saw it; read it from the store before binding it.</summary>
+public sealed record PendingPod(string Namespace, string Name, string CreationTimestamp)
 {
     /// <summary>The pod's key in the store.</summary>
     public ObjectKey Key => new("pods", Namespace, Name);

@@ -12,7 +12,14 @@ namespace EdgeKube.Master.Controllers;
 /// Binds pending pods to nodes with <see cref="Scheduler"/>: on every pod or node change and every few
 /// seconds. A pod that fits nowhere gets PodScheduled=False/Unschedulable and a FailedScheduling event.
 /// </summary>
-public sealed partial class SchedulingController(IObjectStore store, EventRecorder events, TimeProvider time, ILogger<SchedulingController> logger)
+/// <remarks>
+/// Pods come from the shared <see cref="PodNodeIndex"/>, as kube-scheduler's come from its informer: a pass
+/// reads from the store only the pending pods (fresh, to bind against their resourceVersion) and the specs
+/// of pods bound since the last pass. It used to list every pod each pass; while pods were being created a
+/// pass ran for nearly every new pod, and at 5,000 nodes that list (every pod parsed) was most of the
+/// master's allocations and kept its GC paused half the time (docs/benchmarks.md).
+/// </remarks>
+public sealed partial class SchedulingController(IObjectStore store, PodNodeIndex index, EventRecorder events, TimeProvider time, ILogger<SchedulingController> logger)
 {
     private readonly SemaphoreSlim _kick = new(0, int.MaxValue);
 
@@ -22,6 +29,12 @@ public sealed partial class SchedulingController(IObjectStore store, EventRecord
     private int _nextStartNode;
     private Dictionary<string, V1PodSpec> _boundSpecs = new(StringComparer.Ordinal);
     private Dictionary<string, (string? Rv, V1Node Node)> _nodes = new(StringComparer.Ordinal);
+
+    // The resourceVersion of the latest binding this controller wrote (any thread of a pass).
+    private long _lastBound;
+
+    /// <summary>How long a pass waits for the pod index to hold the previous pass's bindings.</summary>
+    private static readonly TimeSpan IndexWait = TimeSpan.FromSeconds(5);
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -73,16 +86,43 @@ public sealed partial class SchedulingController(IObjectStore store, EventRecord
     /// <summary>One pass: every pending pod, oldest first.</summary>
     public async Task ScheduleAllAsync(CancellationToken cancellationToken)
     {
-        var pods = (await store.ListAsync("pods", null, cancellationToken).ConfigureAwait(false)).Items;
-        var pending = pods.Where(p => p["spec"]?["nodeName"] is null && p.Metadata()["deletionTimestamp"] is null)
-            .OrderBy(p => p.Metadata().Str("creationTimestamp"), StringComparer.Ordinal).ToList();
+        // The index must hold this master's own last bindings, or the pass would not count them on their nodes.
+        await index.Synced.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await index.WaitForAsync(Interlocked.Read(ref _lastBound), cancellationToken).WaitAsync(IndexWait, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // The index is behind (relisting after its watch fell behind): schedule with what it holds, which
+            // may not count a binding it has not seen yet.
+            LogIndexBehind(IndexWait.TotalSeconds);
+        }
+
+        var waiting = index.Pending();
+        if (waiting.Count == 0)
+        {
+            return;
+        }
+
+        var pending = new List<JsonObject>(waiting.Count);
+        foreach (var seen in waiting)
+        {
+            // The index lags the store a little: what is bound or being deleted by now is not pending.
+            if (await store.GetAsync(seen.Key, cancellationToken).ConfigureAwait(false) is { } pod
+                && PodNodeIndex.NodeNameOf(pod) is null && pod.Metadata()["deletionTimestamp"] is null)
+            {
+                pending.Add(pod);
+            }
+        }
+
         if (pending.Count == 0)
         {
             return;
         }
 
         var nodes = TypedNodes((await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items);
-        var assigned = BoundSpecs(pods.Where(p => p["spec"]?["nodeName"] is not null && p["status"]?["phase"]?.GetValue<string>() is not ("Succeeded" or "Failed")));
+        var assigned = await BoundSpecsAsync(index.AllBound().Where(p => p.Phase is not ("Succeeded" or "Failed")), cancellationToken).ConfigureAwait(false);
         // One snapshot per pass, kept up to date with each binding it makes.
         var snapshot = Scheduler.Snapshot(nodes, assigned);
         var byName = snapshot.GroupBy(i => i.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
@@ -120,26 +160,33 @@ public sealed partial class SchedulingController(IObjectStore store, EventRecord
     {
         // A failed binding (the pod changed or went meanwhile) stays assumed for the rest of this pass only;
         // the next pass starts from the store again.
-        if (await BindAsync(pod, node, cancellationToken).ConfigureAwait(false))
+        if (await BindAsync(pod, node, cancellationToken).ConfigureAwait(false) is { } rv)
         {
+            long seen;
+            do
+            {
+                seen = Interlocked.Read(ref _lastBound);
+            }
+            while (rv > seen && Interlocked.CompareExchange(ref _lastBound, rv, seen) != seen);
+
             LogBound(pod.Namespace(), pod.Name(), node);
             await events.RecordAsync(pod, "Normal", "Scheduled", $"Successfully assigned {pod.Namespace()}/{pod.Name()} to {node}", "default-scheduler", cancellationToken).ConfigureAwait(false);
         }
     }
 
-    private async Task<bool> BindAsync(JsonObject pod, string node, CancellationToken cancellationToken)
+    /// <summary>Binds the pod; the resourceVersion of the binding, or null when the pod changed or went meanwhile.</summary>
+    private async Task<long?> BindAsync(JsonObject pod, string node, CancellationToken cancellationToken)
     {
         pod.Obj("spec")["nodeName"] = node;
         SetScheduled(pod, "True", null, null);
         try
         {
-            await store.UpdateAsync(Key(pod), pod, pod.ResourceVersion(), cancellationToken).ConfigureAwait(false);
-            return true;
+            return (await store.UpdateAsync(Key(pod), pod, pod.ResourceVersion(), cancellationToken).ConfigureAwait(false)).ResourceVersion();
         }
         catch (StoreException)
         {
             // Changed or deleted meanwhile: the next pass sees the latest.
-            return false;
+            return null;
         }
     }
 
@@ -201,20 +248,30 @@ public sealed partial class SchedulingController(IObjectStore store, EventRecord
         return [.. nodes.Select(n => kept[n.Name()].Node)];
     }
 
-    /// <summary>The bound pods as the snapshot needs them: node name and spec.</summary>
-    private List<V1Pod> BoundSpecs(IEnumerable<JsonObject> bound)
+    /// <summary>
+    /// The bound pods as the snapshot needs them: node name and spec. A bound pod's requests cannot change, so
+    /// each spec is read from the store once, when the pod is first seen bound, and kept by uid.
+    /// </summary>
+    private async Task<List<V1Pod>> BoundSpecsAsync(IEnumerable<BoundPod> bound, CancellationToken cancellationToken)
     {
         var kept = new Dictionary<string, V1PodSpec>(StringComparer.Ordinal);
         var pods = new List<V1Pod>();
         foreach (var pod in bound)
         {
-            var uid = pod.Uid();
-            if (!_boundSpecs.TryGetValue(uid, out var spec))
+            if (!_boundSpecs.TryGetValue(pod.Uid, out var spec))
             {
-                spec = pod["spec"] is JsonObject json ? KubernetesJson.Deserialize<V1PodSpec>(json.ToJsonString()) : new V1PodSpec();
+                var stored = await store.GetAsync(pod.Key, cancellationToken).ConfigureAwait(false);
+                if (stored is null || stored.Uid() != pod.Uid)
+                {
+                    // Gone or recreated since the index saw it: the next pass sees what is there now.
+                    continue;
+                }
+
+                spec = stored["spec"] is JsonObject json ? KubernetesJson.Deserialize<V1PodSpec>(json.ToJsonString()) : new V1PodSpec();
+                spec.NodeName ??= pod.NodeName;
             }
 
-            kept[uid] = spec;
+            kept[pod.Uid] = spec;
             pods.Add(new V1Pod { Spec = spec });
         }
 
@@ -226,6 +283,9 @@ public sealed partial class SchedulingController(IObjectStore store, EventRecord
 
     [LoggerMessage(EventId = 5000, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name} bound to node {Node}")]
     private partial void LogBound(string @namespace, string name, string node);
+
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "The pod index did not catch up with the last bindings within {Seconds} s; scheduling with what it holds")]
+    private partial void LogIndexBehind(double seconds);
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name} is unschedulable: {Message}")]
     private partial void LogUnschedulable(string @namespace, string name, string message);

@@ -121,9 +121,9 @@ public sealed partial class MasterHost(MasterOptions options, ILoggerFactory log
         Ready.TrySetResult();
 
         var events = new EventRecorder(store, time);
-        var scheduling = new SchedulingController(store, events, time, loggers.CreateLogger<SchedulingController>());
         // One list and watch of the pods, by node, for every controller that looks at some nodes' pods.
         var podIndex = new PodNodeIndex(store, loggers.CreateLogger<PodNodeIndex>());
+        var scheduling = new SchedulingController(store, podIndex, events, time, loggers.CreateLogger<SchedulingController>());
         var lifecycle = new NodeLifecycleController(store, podIndex, () => bridge.Liveness, events, options.NodeMonitorGracePeriod, time, loggers.CreateLogger<NodeLifecycleController>());
         bridge.NodeChanged += lifecycle.Kick;
         var namespaces = new NamespaceController(store, api, loggers.CreateLogger<NamespaceController>());

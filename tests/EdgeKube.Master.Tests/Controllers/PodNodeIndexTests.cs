@@ -208,4 +208,44 @@ public sealed class PodNodeIndexTests : IAsyncLifetime
         Assert.Equal(["n2", "n3"], Nodes());
         Assert.Equal(2, Store.Lists("pods"));
     }
+
+    [Fact]
+    public async Task Pods_waiting_for_a_node_are_listed_oldest_first_until_bound_or_deleted()
+    {
+        await OpenAsync();
+        await StartAsync();
+        foreach (var (name, created) in new[] { ("late", "2026-01-01T00:00:03Z"), ("early", "2026-01-01T00:00:01Z"), ("b-same", "2026-01-01T00:00:02Z"), ("a-same", "2026-01-01T00:00:02Z") })
+        {
+            await CreateAsync(name, null);
+            await CaughtUpAsync(await ChangeAsync(name, p => p.Metadata()["creationTimestamp"] = created));
+        }
+
+        Assert.Equal(["early", "a-same", "b-same", "late"], Index.Pending().Select(p => p.Name));
+        Assert.Equal(new ObjectKey("pods", "default", "early"), Index.Pending()[0].Key);
+
+        await CaughtUpAsync(await ChangeAsync("early", p =>
+        {
+            p["spec"]!["nodeName"] = "n1";
+            p["status"]!["phase"] = "Running";
+        }));
+        await CaughtUpAsync(await ChangeAsync("a-same", p => p.Metadata()["deletionTimestamp"] = "2026-01-01T00:00:05Z"));
+        await CaughtUpAsync(await DeleteAsync("late"));
+        Assert.Equal(["b-same"], Index.Pending().Select(p => p.Name));
+        Assert.Equal(["early"], Index.AllBound().Select(p => p.Name));
+        Assert.Equal("Running", Index.AllBound()[0].Phase);
+
+        // A new list (as after a watch that fell behind) keeps them apart the same way.
+        _index = new PodNodeIndex(Store, NullLogger<PodNodeIndex>.Instance);
+        await _stop.CancelAsync();
+        Store.ReleaseWatches();
+        await _loop.WaitAsync(Hang);
+        using var stop = new CancellationTokenSource();
+        var loop = Index.RunAsync(stop.Token);
+        await Index.Synced.WaitAsync(Hang);
+        Assert.Equal(["b-same"], Index.Pending().Select(p => p.Name));
+        Assert.Equal(["early"], Index.AllBound().Select(p => p.Name));
+        await stop.CancelAsync();
+        Store.ReleaseWatches();
+        await loop.WaitAsync(Hang);
+    }
 }
