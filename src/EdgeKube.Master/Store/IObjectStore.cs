@@ -72,7 +72,42 @@ public enum WatchEventType
 }
 
 /// <summary>One change seen by a watch. For Deleted, the object as it was, with the deletion's resourceVersion.</summary>
-public sealed record WatchEvent(WatchEventType Type, ObjectKey Key, long ResourceVersion, JsonObject Object);
+/// <remarks>
+/// A store's event holds the committed UTF-8 JSON and parses it on the first read of <see cref="Object"/>:
+/// most watchers (the controllers' wake-ups, the scheduler's) look at few events' objects, and a parse per
+/// watcher per change was a large part of the master's allocations at scale. Each watcher gets its own
+/// event, so its object is still a fresh copy it may mutate; an event is read by one watcher only.
+/// </remarks>
+public sealed class WatchEvent
+{
+    private readonly byte[]? _json;
+    private JsonObject? _object;
+
+    public WatchEvent(WatchEventType type, ObjectKey key, long resourceVersion, JsonObject obj)
+    {
+        Type = type;
+        Key = key;
+        ResourceVersion = resourceVersion;
+        _object = obj;
+    }
+
+    internal WatchEvent(WatchEventType type, ObjectKey key, long resourceVersion, byte[] json)
+    {
+        Type = type;
+        Key = key;
+        ResourceVersion = resourceVersion;
+        _json = json;
+    }
+
+    public WatchEventType Type { get; }
+
+    public ObjectKey Key { get; }
+
+    public long ResourceVersion { get; }
+
+    /// <summary>The object, parsed on first read.</summary>
+    public JsonObject Object => _object ??= ObjectJson.Parse(_json!);
+}
 
 public enum StoreErrorKind
 {

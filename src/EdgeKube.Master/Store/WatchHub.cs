@@ -5,10 +5,10 @@ using System.Threading.Channels;
 
 namespace EdgeKube.Master.Store;
 
-/// <summary>One committed change, kept as UTF-8 JSON so each watcher gets its own fresh object.</summary>
+/// <summary>One committed change, kept as UTF-8 JSON so each watcher gets its own fresh object (parsed when it reads it).</summary>
 internal sealed record StoredChange(WatchEventType Type, ObjectKey Key, long ResourceVersion, byte[] Json)
 {
-    public WatchEvent ToEvent() => new(Type, Key, ResourceVersion, ObjectJson.Parse(Json));
+    public WatchEvent ToEvent() => new(Type, Key, ResourceVersion, Json);
 }
 
 /// <summary>
