@@ -566,9 +566,16 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             }
             catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException)
             {
-                // Lost the broker mid-publish: everything is published again on reconnect.
+                // Lost the broker mid-publish (or stopping): everything is published again on reconnect.
                 _resyncNodes = true;
-                await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
             }
         }
     }

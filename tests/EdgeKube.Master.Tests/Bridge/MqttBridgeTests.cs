@@ -48,12 +48,13 @@ public sealed class MqttBridgeTests : IAsyncLifetime
             var client = new MqttClientFactory().CreateMqttClient();
             client.ApplicationMessageReceivedAsync += e =>
             {
+                // Counted before it is visible: a test that waits for the payload then reads a count that includes it.
+                _received.Enqueue(e.ApplicationMessage.Topic);
                 lock (_retained)
                 {
                     _retained[e.ApplicationMessage.Topic] = e.ApplicationMessage.ConvertPayloadToString() ?? string.Empty;
                 }
 
-                _received.Enqueue(e.ApplicationMessage.Topic);
                 return Task.CompletedTask;
             };
             await client.ConnectAsync(new MqttClientOptionsBuilder().WithClientId("edgekube-agent-" + node).WithCredentials(node, password)
