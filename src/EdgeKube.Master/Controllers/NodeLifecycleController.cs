@@ -45,6 +45,7 @@ public sealed partial class NodeLifecycleController(
     private readonly DateTimeOffset _started = time.GetUtcNow();
     private readonly SemaphoreSlim _kick = new(0, int.MaxValue);
     private readonly Dictionary<string, DateTimeOffset> _orphanedSince = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Settled> _settled = new(StringComparer.Ordinal);
 
     /// <summary>How long a pod bound to a node that does not exist is left before it is deleted (kube-controller-manager's pod GC quarantine).</summary>
     public static readonly TimeSpan OrphanQuarantine = TimeSpan.FromSeconds(40);
@@ -80,25 +81,48 @@ public sealed partial class NodeLifecycleController(
         var now = time.GetUtcNow();
         var heard = liveness();
         var lostNodes = new HashSet<string>(StringComparer.Ordinal);
-        var nodes = (await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items;
-        await CollectOrphansAsync(nodes.Select(n => n.Name()).ToHashSet(StringComparer.Ordinal), now, cancellationToken).ConfigureAwait(false);
-        foreach (var node in nodes)
+        var versions = await store.ListVersionsAsync("nodes", cancellationToken).ConfigureAwait(false);
+        var names = versions.Select(v => v.Key.Name).ToHashSet(StringComparer.Ordinal);
+        await CollectOrphansAsync(names, now, cancellationToken).ConfigureAwait(false);
+        foreach (var (key, resourceVersion) in versions)
         {
-            heard.TryGetValue(node.Name(), out var live);
+            heard.TryGetValue(key.Name, out var live);
             var lost = IsLost(live, now);
             if (lost)
             {
-                lostNodes.Add(node.Name());
+                lostNodes.Add(key.Name);
+            }
+
+            // A node already found in order, unchanged since and with the same inputs, is in order still:
+            // not read again (this pass runs every second over every node).
+            var inputs = new Settled(resourceVersion, lost, live?.Offline == true, live?.ReportedStatus);
+            if (_settled.TryGetValue(key.Name, out var was) && was == inputs)
+            {
+                continue;
+            }
+
+            _settled.Remove(key.Name);
+            if (await store.GetAsync(key, cancellationToken).ConfigureAwait(false) is not { } node)
+            {
+                continue;
             }
 
             try
             {
-                await UpdateAsync(node, lost, live?.Offline == true, live?.ReportedStatus, now, cancellationToken).ConfigureAwait(false);
+                if (!await UpdateAsync(node, lost, live?.Offline == true, live?.ReportedStatus, now, cancellationToken).ConfigureAwait(false))
+                {
+                    _settled[key.Name] = inputs with { ResourceVersion = node.ResourceVersion() };
+                }
             }
             catch (StoreException)
             {
                 // Changed meanwhile: looked at again within a second.
             }
+        }
+
+        foreach (var gone in _settled.Keys.Where(n => !names.Contains(n)).ToList())
+        {
+            _settled.Remove(gone);
         }
 
         if (lostNodes.Count > 0)
@@ -243,7 +267,8 @@ public sealed partial class NodeLifecycleController(
         }
     }
 
-    private async Task UpdateAsync(JsonObject node, bool lost, bool offline, JsonObject? reported, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>Brings one node's Ready condition and taints in line; whether it wrote the node.</summary>
+    private async Task<bool> UpdateAsync(JsonObject node, bool lost, bool offline, JsonObject? reported, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var changed = false;
         var wasReady = (node["status"]?["conditions"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "Ready")?.Str("status");
@@ -341,7 +366,7 @@ public sealed partial class NodeLifecycleController(
 
         if (!changed)
         {
-            return;
+            return false;
         }
 
         await store.UpdateAsync(new ObjectKey("nodes", string.Empty, node.Name()), node, node.ResourceVersion(), cancellationToken).ConfigureAwait(false);
@@ -351,7 +376,15 @@ public sealed partial class NodeLifecycleController(
             LogTransition(node.Name(), reason);
             await events.RecordAsync(node, "Normal", reason, $"Node {node.Name()} status is now: {reason}", "node-controller", cancellationToken).ConfigureAwait(false);
         }
+
+        return true;
     }
+
+    /// <summary>
+    /// What a node was last found in order with: its resourceVersion and the pass's inputs for it (the status it
+    /// last reported is compared by reference: the bridge replaces it whenever a new one comes).
+    /// </summary>
+    private sealed record Settled(long ResourceVersion, bool Lost, bool Offline, JsonObject? Reported);
 
     [LoggerMessage(EventId = 5102, Level = LogLevel.Information, Message = "Pod {Namespace}/{Name} deleted: its node {Node} no longer exists")]
     private partial void LogOrphanDeleted(string @namespace, string name, string node);

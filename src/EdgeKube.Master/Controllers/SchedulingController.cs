@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json.Nodes;
 using EdgeKube.Master.Api;
 using EdgeKube.Master.Scheduling;
@@ -121,7 +122,7 @@ public sealed partial class SchedulingController(IObjectStore store, PodNodeInde
             return;
         }
 
-        var nodes = TypedNodes((await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items);
+        var nodes = await TypedNodesAsync(cancellationToken).ConfigureAwait(false);
         var assigned = await BoundSpecsAsync(index.AllBound().Where(p => p.Phase is not ("Succeeded" or "Failed")), cancellationToken).ConfigureAwait(false);
         // One snapshot per pass, kept up to date with each binding it makes.
         var snapshot = Scheduler.Snapshot(nodes, assigned);
@@ -235,17 +236,30 @@ public sealed partial class SchedulingController(IObjectStore store, PodNodeInde
 
     private static ObjectKey Key(JsonObject pod) => new("pods", pod.Namespace(), pod.Name());
 
-    private List<V1Node> TypedNodes(IReadOnlyList<JsonObject> nodes)
+    /// <summary>The nodes, typed; only those changed since the last pass are read from the store and converted.</summary>
+    private async Task<List<V1Node>> TypedNodesAsync(CancellationToken cancellationToken)
     {
         var kept = new Dictionary<string, (string? Rv, V1Node Node)>(StringComparer.Ordinal);
-        foreach (var node in nodes)
+        var nodes = new List<V1Node>();
+        foreach (var (key, resourceVersion) in await store.ListVersionsAsync("nodes", cancellationToken).ConfigureAwait(false))
         {
-            var rv = node.Metadata().Str("resourceVersion");
-            kept[node.Name()] = _nodes.TryGetValue(node.Name(), out var was) && was.Rv == rv ? was : (rv, Typed<V1Node>(node));
+            var rv = resourceVersion.ToString(CultureInfo.InvariantCulture);
+            if (!_nodes.TryGetValue(key.Name, out var typed) || typed.Rv != rv)
+            {
+                if (await store.GetAsync(key, cancellationToken).ConfigureAwait(false) is not { } node)
+                {
+                    continue;
+                }
+
+                typed = (node.Metadata().Str("resourceVersion"), Typed<V1Node>(node));
+            }
+
+            kept[key.Name] = typed;
+            nodes.Add(typed.Node);
         }
 
         _nodes = kept;
-        return [.. nodes.Select(n => kept[n.Name()].Node)];
+        return nodes;
     }
 
     /// <summary>

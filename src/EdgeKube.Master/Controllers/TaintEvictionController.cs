@@ -48,11 +48,14 @@ public sealed partial class TaintEvictionController(
         }
     }
 
+    // Only nodes whose JSON says NoExecute somewhere are parsed: this runs every second, over every node.
+    private static readonly StoredJsonFilter MayHaveNoExecute = StoredJson.Mentions("NoExecute");
+
     /// <summary>One pass over the pods on NoExecute-tainted nodes; evicts those whose time has come.</summary>
     public async Task SweepAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        foreach (var node in (await store.ListAsync("nodes", null, cancellationToken).ConfigureAwait(false)).Items)
+        foreach (var node in (await store.ListAsync("nodes", null, MayHaveNoExecute, cancellationToken).ConfigureAwait(false)).Items)
         {
             var taints = NoExecuteTaints(node);
             if (taints.Count == 0 || node.Metadata()["annotations"]?[AutonomyAnnotation]?.GetValue<string>() == "true")

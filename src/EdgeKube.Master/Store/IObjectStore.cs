@@ -31,6 +31,24 @@ public interface IObjectStore : IAsyncDisposable
     /// <summary>All objects of a resource (in one namespace, or all when <paramref name="ns"/> is null), ordered by namespace then name, and the resourceVersion the list is consistent with.</summary>
     Task<StoreList> ListAsync(string resource, string? ns, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// As <see cref="ListAsync(string, string?, CancellationToken)"/>, for a caller that needs only some objects:
+    /// those whose stored UTF-8 JSON fails <paramref name="keep"/> may be left out, unparsed. The result holds
+    /// at least every object that passes, so <paramref name="keep"/> must pass every object the caller needs
+    /// (a test on the raw text, such as <see cref="StoredJson.Mentions"/>, may pass more).
+    /// </summary>
+    Task<StoreList> ListAsync(string resource, string? ns, StoredJsonFilter keep, CancellationToken cancellationToken = default) =>
+        ListAsync(resource, ns, cancellationToken);
+
+    /// <summary>
+    /// The keys and resourceVersions of all objects of a resource, without their bodies: for a caller that
+    /// keeps what it derived from each object and reads again (<see cref="GetAsync"/>) only those that changed.
+    /// </summary>
+    async Task<IReadOnlyList<(ObjectKey Key, long ResourceVersion)>> ListVersionsAsync(string resource, CancellationToken cancellationToken = default) =>
+        [.. (await ListAsync(resource, null, cancellationToken).ConfigureAwait(false)).Items.Select(o =>
+            (new ObjectKey(resource, o["metadata"]?["namespace"]?.GetValue<string>() ?? string.Empty, o["metadata"]?["name"]?.GetValue<string>() ?? string.Empty),
+             long.TryParse(o["metadata"]?["resourceVersion"]?.GetValue<string>(), out var rv) ? rv : 0))];
+
     /// <summary>Stores a new object; throws <see cref="StoreErrorKind.AlreadyExists"/> when the key is taken. Returns it with its resourceVersion.</summary>
     Task<JsonObject> CreateAsync(ObjectKey key, JsonObject obj, CancellationToken cancellationToken = default);
 
@@ -53,6 +71,34 @@ public interface IObjectStore : IAsyncDisposable
     /// far behind the writers (writers never wait for a watcher): list again and watch from the list's version.
     /// </remarks>
     IAsyncEnumerable<WatchEvent> WatchAsync(string resource, string? ns, long sinceResourceVersion, CancellationToken cancellationToken = default);
+}
+
+/// <summary>A test on an object's stored UTF-8 JSON, made before it is parsed.</summary>
+public delegate bool StoredJsonFilter(ReadOnlySpan<byte> json);
+
+/// <summary>Filters on stored JSON text.</summary>
+public static class StoredJson
+{
+    /// <summary>
+    /// Passes an object whose JSON has one of <paramref name="properties"/> as a property name anywhere in it
+    /// (or as that exact string value: a superset, never less).
+    /// </summary>
+    public static StoredJsonFilter Mentions(params string[] properties)
+    {
+        var needles = properties.Select(p => System.Text.Encoding.UTF8.GetBytes("\"" + p + "\"")).ToArray();
+        return json =>
+        {
+            foreach (var needle in needles)
+            {
+                if (json.IndexOf(needle) >= 0)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        };
+    }
 }
 
 /// <summary>A stored object's identity: the resource (plural, lower-case, with its group for non-core: "pods", "deployments.apps"), namespace ("" when cluster-scoped) and name.</summary>

@@ -42,7 +42,18 @@ public sealed class InMemoryObjectStore : IObjectStore
         }, cancellationToken);
     }
 
-    public Task<StoreList> ListAsync(string resource, string? ns, CancellationToken cancellationToken = default)
+    public Task<StoreList> ListAsync(string resource, string? ns, CancellationToken cancellationToken = default) =>
+        ListAsync(resource, ns, static _ => true, cancellationToken);
+
+    public Task<IReadOnlyList<(ObjectKey Key, long ResourceVersion)>> ListVersionsAsync(string resource, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(resource);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        IReadOnlyList<(ObjectKey, long)> versions = [.. _snapshot.Of(resource).Select(e => (new ObjectKey(resource, e.Key.Namespace, e.Key.Name), e.Value.ResourceVersion))];
+        return Task.FromResult(versions);
+    }
+
+    public Task<StoreList> ListAsync(string resource, string? ns, StoredJsonFilter keep, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(resource);
         return StoreTask.Run(() =>
@@ -52,7 +63,7 @@ public sealed class InMemoryObjectStore : IObjectStore
             var items = new List<JsonObject>();
             foreach (var (name, entry) in snapshot.Of(resource))
             {
-                if (ns is null || string.Equals(name.Namespace, ns, StringComparison.Ordinal))
+                if ((ns is null || string.Equals(name.Namespace, ns, StringComparison.Ordinal)) && keep(entry.Json))
                 {
                     items.Add(ObjectJson.Parse(entry.Json));
                 }

@@ -93,7 +93,22 @@ public sealed class SqliteObjectStore : IObjectStore
         }, cancellationToken);
     }
 
-    public Task<StoreList> ListAsync(string resource, string? ns, CancellationToken cancellationToken = default)
+    public Task<StoreList> ListAsync(string resource, string? ns, CancellationToken cancellationToken = default) =>
+        ListAsync(resource, ns, static _ => true, cancellationToken);
+
+    public Task<IReadOnlyList<(ObjectKey Key, long ResourceVersion)>> ListVersionsAsync(string resource, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(resource);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        lock (_rowsLock)
+        {
+            IReadOnlyList<(ObjectKey, long)> versions = !_rows.TryGetValue(resource, out var all) ? []
+                : [.. all.Select(r => (new ObjectKey(resource, r.Key.Namespace, r.Key.Name), r.Value.ResourceVersion))];
+            return Task.FromResult(versions);
+        }
+    }
+
+    public Task<StoreList> ListAsync(string resource, string? ns, StoredJsonFilter keep, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(resource);
         return StoreTask.Run(() =>
@@ -115,6 +130,11 @@ public sealed class SqliteObjectStore : IObjectStore
             var corrupt = new List<string>();
             foreach (var (id, row) in rows)
             {
+                if (!keep(row.Json))
+                {
+                    continue;
+                }
+
                 if (ObjectJson.TryParseStored(row.Json, out _) is { } obj)
                 {
                     items.Add(obj);

@@ -1,3 +1,4 @@
+using EdgeKube.Master.Api;
 using System.Text.Json.Nodes;
 using EdgeKube.Master.Store;
 
@@ -91,6 +92,28 @@ public abstract class ObjectStoreContractTests : IAsyncLifetime
         var store = await OpenAsync();
 
         Assert.Null(await store.GetAsync(Pod("default", "nothing")));
+    }
+
+    [Fact]
+    public async Task A_filtered_list_parses_only_what_passes_and_versions_come_without_bodies()
+    {
+        var store = await OpenAsync();
+        await CreatePodAsync(store, "default", "plain");
+        var owned = PodObject("default", "owned");
+        owned.Metadata()["ownerReferences"] = new JsonArray(new JsonObject { ["kind"] = "Job", ["name"] = "j", ["uid"] = "u" });
+        await store.CreateAsync(Pod("default", "owned"), owned);
+        var other = await CreatePodAsync(store, "kube-system", "other");
+
+        var filtered = await store.ListAsync("pods", null, StoredJson.Mentions("ownerReferences"));
+        Assert.Equal(["owned"], filtered.Items.Select(o => o.Name()));
+        Assert.Equal(store.CurrentResourceVersion, filtered.ResourceVersion);
+        Assert.Empty((await store.ListAsync("pods", "kube-system", StoredJson.Mentions("ownerReferences"))).Items);
+
+        var versions = await store.ListVersionsAsync("pods");
+        Assert.Equal(
+            [(Pod("default", "owned"), 2L), (Pod("default", "plain"), 1L), (Pod("kube-system", "other"), other.ResourceVersion())],
+            versions.OrderBy(v => v.Key.ToString(), StringComparer.Ordinal));
+        Assert.Empty(await store.ListVersionsAsync("nodes"));
     }
 
     [Fact]

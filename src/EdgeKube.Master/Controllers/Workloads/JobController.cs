@@ -56,7 +56,9 @@ public sealed partial class JobController(ObjectWriter writer, EventRecorder eve
     public async Task<DateTimeOffset?> SyncAllAsync(CancellationToken cancellationToken)
     {
         var jobs = (await writer.Store.ListAsync(Jobs.StoreName, null, cancellationToken).ConfigureAwait(false)).Items;
-        var pods = (await writer.Store.ListAsync(PodResource.StoreName, null, cancellationToken).ConfigureAwait(false)).Items;
+        // Only pods a job can own or track: this pass runs every resync period, and parsing every pod in the
+        // cluster for it was a large part of the master's allocations at scale.
+        var pods = (await writer.Store.ListAsync(PodResource.StoreName, null, OwnedOrTracked, cancellationToken).ConfigureAwait(false)).Items;
         var jobUids = jobs.Select(j => j.Uid()).ToHashSet(StringComparer.Ordinal);
         DateTimeOffset? next = null;
         foreach (var job in jobs)
@@ -90,6 +92,8 @@ public sealed partial class JobController(ObjectWriter writer, EventRecorder eve
 
     public static bool IsFinished(JsonObject job) =>
         (job["status"]?["conditions"] as JsonArray ?? []).OfType<JsonObject>().Any(c => c.Str("type") is "Complete" or "Failed" && c.Str("status") == "True");
+
+    private static readonly StoredJsonFilter OwnedOrTracked = StoredJson.Mentions("ownerReferences", TrackingFinalizer);
 
     public static bool HasFinalizer(JsonObject pod) => ObjectWriter.Finalizers(pod).Contains(TrackingFinalizer);
 
