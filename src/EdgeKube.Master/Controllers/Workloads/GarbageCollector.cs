@@ -23,11 +23,12 @@ public sealed partial class GarbageCollector(ObjectWriter writer, ILogger<Garbag
         var objects = new List<(ApiResource Resource, JsonObject Obj)>();
         foreach (var resource in ApiResources.All.Where(r => r.Stored && r.Kind != "Event"))
         {
-            // Of the pods, only those with owners, finalizers or a deletion: a pass runs every resync period, and
-            // parsing every pod of the cluster for it was a large part of the master's allocations at scale. A
-            // pod left out can still be an owner: an owner missing here is looked up before anything is deleted.
-            var list = resource.Kind == "Pod"
-                ? await writer.Store.ListAsync(resource.StoreName, null, PodsOfInterest, cancellationToken).ConfigureAwait(false)
+            // Of the pods and nodes, only those with owners, finalizers or a deletion: a pass runs every resync
+            // period, and parsing every pod and node of the cluster for it was a large part of the master's
+            // allocations at scale. One left out can still be an owner (a node owns its lease): an owner missing
+            // here is looked up before anything is deleted.
+            var list = resource.Kind is "Pod" or "Node"
+                ? await writer.Store.ListAsync(resource.StoreName, null, OfInterest, cancellationToken).ConfigureAwait(false)
                 : await writer.Store.ListAsync(resource.StoreName, null, cancellationToken).ConfigureAwait(false);
             foreach (var obj in list.Items)
             {
@@ -111,7 +112,7 @@ public sealed partial class GarbageCollector(ObjectWriter writer, ILogger<Garbag
         return null;
     }
 
-    private static readonly Store.StoredJsonFilter PodsOfInterest = Store.StoredJson.Mentions("ownerReferences", "finalizers", "deletionTimestamp");
+    private static readonly Store.StoredJsonFilter OfInterest = Store.StoredJson.Mentions("ownerReferences", "finalizers", "deletionTimestamp");
 
     /// <summary>Whether the owner a reference names is in the store (same uid), for owners the pass did not list.</summary>
     private async Task<bool> ExistsAsync(ApiResource ownerResource, string dependentNamespace, JsonObject reference, CancellationToken cancellationToken)

@@ -128,6 +128,26 @@ public sealed class ReplicaSetAndCollectorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_owner_the_collector_does_not_list_still_keeps_its_dependents_and_a_gone_one_does_not()
+    {
+        // The collector lists only pods with owners, finalizers or a deletion: the plain owner pod is not among
+        // them, and is looked up before its dependent would be deleted.
+        var owner = await _h.Writer.CreateAsync(WorkloadHarness.Resource("pods"), "default", JsonNode.Parse("""
+            {"metadata": {"name": "owner"}, "spec": {"containers": [{"name": "app", "image": "busybox:1"}]}}
+            """)!.AsObject(), default);
+        var dependent = $$$"""
+            {"metadata": {"name": "{0}", "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "owner", "uid": "{{{owner.Uid()}}}"}]},
+             "spec": {"containers": [{"name": "app", "image": "busybox:1"}]}}
+            """;
+        await _h.Writer.CreateAsync(WorkloadHarness.Resource("pods"), "default", JsonNode.Parse(dependent.Replace("{0}", "kept", StringComparison.Ordinal))!.AsObject(), default);
+        await _h.Writer.CreateAsync(WorkloadHarness.Resource("pods"), "default", JsonNode.Parse(dependent.Replace("{0}", "orphan", StringComparison.Ordinal)
+            .Replace(owner.Uid(), "no-such-uid", StringComparison.Ordinal))!.AsObject(), default);
+        await _h.SyncAsync();
+        await _h.FinishDeletionsAsync();
+        Assert.Equal(["kept", "owner"], (await _h.ListAsync("pods")).Select(p => p.Name()).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task No_pods_are_created_in_a_terminating_namespace()
     {
         await _h.CreateAsync("replicasets", ReplicaSet.Replace("\"replicas\": 3", "\"replicas\": 0", StringComparison.Ordinal), "other");
