@@ -34,6 +34,9 @@ public sealed partial class SchedulingController(IObjectStore store, PodNodeInde
     // The resourceVersion of the latest binding this controller wrote (any thread of a pass).
     private long _lastBound;
 
+    /// <summary>The longest rest between passes (see <see cref="RunAsync"/>).</summary>
+    private static readonly TimeSpan MaxRest = TimeSpan.FromSeconds(1);
+
     /// <summary>How long a pass waits for the pod index to hold the previous pass's bindings.</summary>
     private static readonly TimeSpan IndexWait = TimeSpan.FromSeconds(5);
 
@@ -44,7 +47,19 @@ public sealed partial class SchedulingController(IObjectStore store, PodNodeInde
         {
             try
             {
+                var started = time.GetTimestamp();
                 await ScheduleAllAsync(cancellationToken).ConfigureAwait(false);
+
+                // A pass costs O(nodes + bound pods) (the snapshot); while pods keep coming, a pass per new pod
+                // made that cost per pod. Resting twice as long as the pass took lets pending pods gather, so
+                // passes take at most a third of the time: nothing in a small cluster, a batch per pass in a
+                // large one.
+                var rest = time.GetElapsedTime(started) * 2;
+                if (rest > TimeSpan.FromMilliseconds(1))
+                {
+                    await Task.Delay(rest < MaxRest ? rest : MaxRest, time, cancellationToken).ConfigureAwait(false);
+                }
+
                 await _kick.WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
                 while (_kick.CurrentCount > 0)
                 {
