@@ -31,8 +31,20 @@ public sealed partial class SchedulingController(IObjectStore store, PodNodeInde
     private Dictionary<string, V1PodSpec> _boundSpecs = new(StringComparer.Ordinal);
     private Dictionary<string, (string? Rv, V1Node Node)> _nodes = new(StringComparer.Ordinal);
 
-    // The resourceVersion of the latest binding this controller wrote (any thread of a pass).
+    // The resourceVersion of the latest binding this controller wrote (any thread of a pass), and of the latest
+    // pending pod's change that woke it: the pod index must hold both before a pass reads it.
     private long _lastBound;
+    private long _lastKicked;
+
+    private static void Raise(ref long field, long value)
+    {
+        long seen;
+        do
+        {
+            seen = Interlocked.Read(ref field);
+        }
+        while (value > seen && Interlocked.CompareExchange(ref field, value, seen) != seen);
+    }
 
     /// <summary>The longest rest between passes (see <see cref="RunAsync"/>).</summary>
     private static readonly TimeSpan MaxRest = TimeSpan.FromSeconds(1);
@@ -85,6 +97,13 @@ public sealed partial class SchedulingController(IObjectStore store, PodNodeInde
                 {
                     if (resource == "nodes" || e.Object["spec"]?["nodeName"] is null)
                     {
+                        if (resource == "pods")
+                        {
+                            // The pass reads pending pods from the index, which follows its own watch: it must
+                            // hold this change before the pass looks, or the new pod waits for the next kick.
+                            Raise(ref _lastKicked, e.ResourceVersion);
+                        }
+
                         _kick.Release();
                     }
                 }
@@ -106,7 +125,8 @@ public sealed partial class SchedulingController(IObjectStore store, PodNodeInde
         await index.Synced.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await index.WaitForAsync(Interlocked.Read(ref _lastBound), cancellationToken).WaitAsync(IndexWait, cancellationToken).ConfigureAwait(false);
+            var seen = Math.Max(Interlocked.Read(ref _lastBound), Interlocked.Read(ref _lastKicked));
+            await index.WaitForAsync(seen, cancellationToken).WaitAsync(IndexWait, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -178,12 +198,7 @@ public sealed partial class SchedulingController(IObjectStore store, PodNodeInde
         // the next pass starts from the store again.
         if (await BindAsync(pod, node, cancellationToken).ConfigureAwait(false) is { } rv)
         {
-            long seen;
-            do
-            {
-                seen = Interlocked.Read(ref _lastBound);
-            }
-            while (rv > seen && Interlocked.CompareExchange(ref _lastBound, rv, seen) != seen);
+            Raise(ref _lastBound, rv);
 
             LogBound(pod.Namespace(), pod.Name(), node);
             await events.RecordAsync(pod, "Normal", "Scheduled", $"Successfully assigned {pod.Namespace()}/{pod.Name()} to {node}", "default-scheduler", cancellationToken).ConfigureAwait(false);
