@@ -7,6 +7,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using EdgeKube.Master.Api;
+using EdgeKube.Master.Controllers;
 using EdgeKube.Master.Store;
 using EdgeKube.Protocol;
 using Microsoft.Extensions.Logging;
@@ -77,8 +78,6 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     private readonly Dictionary<string, Dictionary<string, IndexedPod>> _podsByNode = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _nodeOfPod = new(StringComparer.Ordinal);
 
-    // Where Index writes a pod's body (guarded by _sync): reused, so indexing costs little more than the final array.
-    private readonly ArrayBufferWriter<byte> _bodyBuffer = new(4096);
     private long _indexedRv;
     private readonly ConcurrentDictionary<string, NodeLiveness> _liveness = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskCompletionSource<byte[]>> _pending = new(StringComparer.Ordinal);
@@ -360,7 +359,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
     private void Index(string key, JsonObject pod)
     {
         Unindex(key);
-        if (NodeOf(pod) is not { } node)
+        if (PodNodeIndex.NodeNameOf(pod) is not { } node)
         {
             return;
         }
@@ -370,70 +369,24 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
             _podsByNode[node] = pods = new Dictionary<string, IndexedPod>(StringComparer.Ordinal);
         }
 
-        // Metadata is read before the body is written: a pod without any gets an empty one in both, as
-        // the clone PublishNodeAsync used to take of the pod did.
-        var metadata = pod.Metadata();
-        pods[key] = new IndexedPod(pod.Namespace(), pod.Name(), pod.Uid(), metadata.Str("resourceVersion") ?? "0", Body(pod));
+        // Read before Body takes resourceVersion out.
+        var rv = pod.Metadata().Str("resourceVersion") ?? "0";
+        pods[key] = new IndexedPod(pod.Namespace(), pod.Name(), pod.Uid(), rv, Body(pod));
         _nodeOfPod[key] = node;
     }
 
     /// <summary>
     /// What the node gets of <paramref name="pod"/>, less its resourceVersion, as compact UTF-8 JSON: the pod
-    /// without <c>status</c> (the node's to report) and without <c>metadata.resourceVersion</c>. Written
-    /// property by property from the pod as it is, so the text is exactly what
-    /// <c>ToJsonString(Compact)</c> gives for a clone with both removed (what <see cref="Digest"/> hashes),
-    /// and status, often most of a running pod, takes no memory in the index. Under _sync.
+    /// without <c>status</c> (the node's to report) and without <c>metadata.resourceVersion</c>, which is what
+    /// <see cref="Digest"/> hashes. The pod is the bridge's own copy (a list item or a watch event's object,
+    /// used for nothing after), so it is trimmed in place, and status, often most of a running pod, takes no
+    /// memory in the index.
     /// </summary>
-    private byte[] Body(JsonObject pod)
+    private static byte[] Body(JsonObject pod)
     {
-        _bodyBuffer.ResetWrittenCount();
-        using (var writer = new Utf8JsonWriter(_bodyBuffer))
-        {
-            writer.WriteStartObject();
-            foreach (var (name, value) in pod)
-            {
-                if (name == "status")
-                {
-                    continue;
-                }
-
-                writer.WritePropertyName(name);
-                if (name == "metadata" && value is JsonObject metadata)
-                {
-                    writer.WriteStartObject();
-                    foreach (var (field, fieldValue) in metadata)
-                    {
-                        if (field != "resourceVersion")
-                        {
-                            writer.WritePropertyName(field);
-                            WriteValue(writer, fieldValue);
-                        }
-                    }
-
-                    writer.WriteEndObject();
-                }
-                else
-                {
-                    WriteValue(writer, value);
-                }
-            }
-
-            writer.WriteEndObject();
-        }
-
-        return _bodyBuffer.WrittenSpan.ToArray();
-
-        static void WriteValue(Utf8JsonWriter writer, JsonNode? value)
-        {
-            if (value is null)
-            {
-                writer.WriteNullValue();
-            }
-            else
-            {
-                value.WriteTo(writer, Compact);
-            }
-        }
+        pod.Remove("status");
+        pod.Metadata().Remove("resourceVersion");
+        return Encoding.UTF8.GetBytes(pod.ToJsonString(Compact));
     }
 
     private void Unindex(string key)
@@ -785,7 +738,6 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         return cidr is { Length: > 0 } && ip is { Length: > 0 } ? new NodeRoute(node.Name(), cidr, ip) : null;
     }
 
-    private static string? NodeOf(JsonObject pod) => pod["spec"]?["nodeName"] is JsonValue v && v.TryGetValue<string>(out var n) && n.Length > 0 ? n : null;
 
     // ----- nodes → master -----
 
@@ -992,7 +944,7 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         for (var attempt = 0; attempt < 5; attempt++)
         {
             var current = await _store.GetAsync(key).ConfigureAwait(false);
-            if (current is null || NodeOf(current) != node)
+            if (current is null || PodNodeIndex.NodeNameOf(current) != node)
             {
                 return;
             }
