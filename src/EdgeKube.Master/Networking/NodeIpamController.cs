@@ -82,37 +82,34 @@ public sealed partial class NodeIpamController(IObjectStore store, string cluste
         var nodes = new List<JsonObject>();
         foreach (var (key, rv) in await store.ListVersionsAsync("nodes", cancellationToken).ConfigureAwait(false))
         {
+            JsonObject? read = null;
             if (!_cidrs.TryGetValue(key.Name, out var known) || known.Rv != rv)
             {
-                if (await store.GetAsync(key, cancellationToken).ConfigureAwait(false) is not { } read)
+                read = await store.GetAsync(key, cancellationToken).ConfigureAwait(false);
+                if (read is null)
                 {
                     continue;
                 }
 
                 known = (read.ResourceVersion(), read["spec"]?["podCIDR"]?.GetValue<string>() is { Length: > 0 } c ? c : null);
-                if (known.Cidr is null)
-                {
-                    nodes.Add(read);
-                }
             }
 
             seen[key.Name] = known;
-            if (known.Cidr is { } cidr && !allocator.Occupy(cidr) && _warned.Add(key.Name + " " + cidr))
+            if (known.Cidr is { } cidr)
             {
-                LogOutside(key.Name, cidr, allocator.ClusterCidr);
+                if (!allocator.Occupy(cidr) && _warned.Add(key.Name + " " + cidr))
+                {
+                    LogOutside(key.Name, cidr, allocator.ClusterCidr);
+                }
+            }
+            else if ((read ?? await store.GetAsync(key, cancellationToken).ConfigureAwait(false)) is { } waiting)
+            {
+                // Without a CIDR: read to allocate (an unchanged one only after an allocation failed).
+                nodes.Add(waiting);
             }
         }
 
         _cidrs = seen;
-        foreach (var name in seen.Where(n => n.Value.Cidr is null).Select(n => n.Key).Except(nodes.Select(n => n.Name()), StringComparer.Ordinal).ToList())
-        {
-            // Without a CIDR and unchanged: read again to allocate (rare: the last allocation failed).
-            if (await store.GetAsync(new ObjectKey("nodes", string.Empty, name), cancellationToken).ConfigureAwait(false) is { } read && read["spec"]?["podCIDR"] is null)
-            {
-                nodes.Add(read);
-            }
-        }
-
         foreach (var node in nodes.OrderBy(n => n.Name(), StringComparer.Ordinal))
         {
             var cidr = allocator.Allocate();
