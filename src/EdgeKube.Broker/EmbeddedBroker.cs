@@ -154,7 +154,7 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
         // Messages the broker itself injects have no client, and no ACL.
         if (!string.IsNullOrEmpty(e.ClientId))
         {
-            var user = e.SessionItems["user"] as string ?? e.UserName ?? string.Empty;
+            var user = UserOf(e.SessionItems, e.UserName);
             if (!_acl.CanPublish(user, e.ApplicationMessage.Topic))
             {
                 RefusedPublishes++;
@@ -255,9 +255,13 @@ public sealed partial class EmbeddedBroker : IAsyncDisposable
         _retained.Replay(filter.Topic, filter.QualityOfServiceLevel, message => session.TryEnqueueApplicationMessage(message, out _));
     }
 
+    /// <summary>The account a client authenticated as (recorded at connect), for the ACL.</summary>
+    private static string UserOf(System.Collections.IDictionary sessionItems, string? userName) =>
+        sessionItems["user"] as string ?? userName ?? string.Empty;
+
     private Task InterceptSubscriptionAsync(InterceptingSubscriptionEventArgs e)
     {
-        var user = e.SessionItems["user"] as string ?? e.UserName ?? string.Empty;
+        var user = UserOf(e.SessionItems, e.UserName);
         if (!_acl.CanSubscribe(user, e.TopicFilter.Topic))
         {
             RefusedSubscriptions++;

@@ -49,7 +49,7 @@ public sealed partial class SchedulingController(IObjectStore store, PodNodeInde
     /// <summary>The longest rest between passes (see <see cref="RunAsync"/>).</summary>
     private static readonly TimeSpan MaxRest = TimeSpan.FromSeconds(1);
 
-    /// <summary>How long a pass waits for the pod index to hold the previous pass's bindings.</summary>
+    /// <summary>How long a pass waits for the pod index to hold its last bindings and the change that woke it.</summary>
     private static readonly TimeSpan IndexWait = TimeSpan.FromSeconds(5);
 
     public async Task RunAsync(CancellationToken cancellationToken)
