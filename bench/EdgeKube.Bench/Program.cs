@@ -15,7 +15,7 @@ public static class Program
         if (error is not null)
         {
             Console.Error.WriteLine("edgekube-bench: " + error);
-            Console.Error.WriteLine($"usage: bench/run.sh [{string.Join('|', Order)}|trace]... [--runs N] [--window SECONDS] [--nodes 100,1000] [--pods-per-node 10] [--out DIR] [--agent PATH] [--agent-env NAME=VALUE]...");
+            Console.Error.WriteLine($"usage: bench/run.sh [{string.Join('|', Order)}|trace]... [--runs N] [--window SECONDS] [--nodes 100,1000] [--pods-per-node 10] [--out DIR] [--agent PATH] [--agent-env NAME=VALUE]... [--master-env NAME=VALUE]...");
             return 2;
         }
 
@@ -31,6 +31,7 @@ public static class Program
         }
 
         AgentProc.ExtraEnvironment = options.AgentEnvironment;
+        MasterProc.ExtraEnvironment = options.MasterEnvironment;
         var failed = 0;
         foreach (var name in names.Count == 0 ? [.. Order] : names)
         {
@@ -81,8 +82,22 @@ public sealed record BenchOptions
     /// <summary>Environment variables for the agents the bench starts (experiments with runtime settings such as DOTNET_GCgen0size).</summary>
     public IReadOnlyDictionary<string, string> AgentEnvironment { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>Environment variables for the masters the bench starts, and not for the bench process that holds the hollow nodes.</summary>
+    public IReadOnlyDictionary<string, string> MasterEnvironment { get; init; } = new Dictionary<string, string>();
+
     public string Machine { get; } =
         $"{Environment.ProcessorCount} CPUs ({CpuModel()}), {Environment.OSVersion.VersionString}, .NET {Environment.Version}";
+
+    private static Dictionary<string, string> With(IReadOnlyDictionary<string, string> environment, string assignment)
+    {
+        var pair = assignment.Split('=', 2);
+        if (pair.Length != 2 || pair[0].Length == 0)
+        {
+            throw new FormatException("expects NAME=VALUE");
+        }
+
+        return new Dictionary<string, string>(environment) { [pair[0]] = pair[1] };
+    }
 
     public static BenchOptions Parse(string[] args, out List<string> scenarios, out string? error)
     {
@@ -102,15 +117,8 @@ public sealed record BenchOptions
                     case "--pods-per-node": o = o with { PodsPerNode = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--out": o = o with { OutDir = Path.GetFullPath(Next()) }; break;
                     case "--agent": o = o with { AgentBinary = Path.GetFullPath(Next()) }; break;
-                    case "--agent-env":
-                        var pair = Next().Split('=', 2);
-                        if (pair.Length != 2 || pair[0].Length == 0)
-                        {
-                            throw new FormatException("expects NAME=VALUE");
-                        }
-
-                        o = o with { AgentEnvironment = new Dictionary<string, string>(o.AgentEnvironment) { [pair[0]] = pair[1] } };
-                        break;
+                    case "--agent-env": o = o with { AgentEnvironment = With(o.AgentEnvironment, Next()) }; break;
+                    case "--master-env": o = o with { MasterEnvironment = With(o.MasterEnvironment, Next()) }; break;
                     case "footprint" or "startup" or "failure" or "bandwidth" or "scale" or "storm" or "trace": scenarios.Add(args[i]); break;
                     default: error = $"unknown argument \"{args[i]}\""; return o;
                 }

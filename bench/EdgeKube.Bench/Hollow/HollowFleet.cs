@@ -37,6 +37,8 @@ public sealed class HollowNode(string name, AgentOptions options, ILoggerFactory
         }
     }
 
+    public bool IsConnected => _agent?.Link?.IsConnected == true;
+
     /// <summary>Sandbox ids the runtime holds (a recreated pod gets a new one).</summary>
     public HashSet<string> SandboxIds() => [.. Runtime.AllSandboxes().Select(s => s.Id)];
 
@@ -57,6 +59,7 @@ public sealed class HollowFleet : IAsyncDisposable
 
     public HollowFleet(int count, Func<int, int> brokerPortOf, TimeSpan keepAlive)
     {
+        var (procRoot, sysRoot) = SnapshotHost(_root);
         Nodes = [.. Enumerable.Range(0, count).Select(i =>
         {
             var name = NodeName(i);
@@ -71,6 +74,8 @@ public sealed class HollowFleet : IAsyncDisposable
                 // config or run `ip route` for every other node's pod CIDR (1,000 nodes: 10^6 route changes).
                 CniConfDir = string.Empty,
                 NodeIp = "127.0.0.1",
+                ProcfsRoot = procRoot,
+                SysfsRoot = sysRoot,
                 Broker = new BrokerOptions { Url = new Uri($"mqtt://127.0.0.1:{brokerPortOf(i)}"), Username = name, Password = Password, KeepAlive = keepAlive },
             };
             return new HollowNode(name, options, _loggers);
@@ -78,6 +83,29 @@ public sealed class HollowFleet : IAsyncDisposable
     }
 
     public IReadOnlyList<HollowNode> Nodes { get; }
+
+    /// <summary>
+    /// One copy of the host files the agent samples (memory, PIDs, CPU time, kernel), taken once, for every
+    /// hollow node to read, as kubemark's hollow kubelets get a fake cAdvisor with fixed machine facts: the
+    /// bench measures the master, and 10,000 agents each opening /proc/stat, /proc/meminfo and
+    /// /proc/loadavg every 10 s on one 2-core machine would measure the kernel's procfs instead. The agent
+    /// reads these roots through its own <c>--procfs-root</c> and <c>--sysfs-root</c>; no thermal zone or
+    /// firmware file is there, as on a machine without them.
+    /// </summary>
+    private static (string Proc, string Sys) SnapshotHost(string root)
+    {
+        var proc = Path.Combine(root, "host", "proc");
+        var sys = Path.Combine(root, "host", "sys");
+        Directory.CreateDirectory(sys);
+        foreach (var file in new[] { "meminfo", "loadavg", "stat", "sys/kernel/pid_max", "sys/kernel/osrelease", "sys/kernel/random/boot_id" })
+        {
+            var target = Path.Combine(proc, file);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.WriteAllText(target, File.ReadAllText(Path.Combine("/proc", file)));
+        }
+
+        return (proc, sys);
+    }
 
     public static string NodeName(int i) => $"hollow-{i:D5}";
 
@@ -98,11 +126,41 @@ public sealed class HollowFleet : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Hollow nodes connecting to the broker at once, at most. They all live in this one process: 10,000
+    /// agents opening their links together kept it so busy that their MQTT handshakes ran past the
+    /// 10 s timeout and each retry added work (no node registered in 4 minutes). A real fleet's boards are
+    /// each their own machine; here the start is paced to what one process can answer in time.
+    /// </summary>
+    public int MaxConnecting { get; init; } = 250;
+
+    /// <summary>Starts every node, with at most <see cref="MaxConnecting"/> of them still connecting; returns when all are connected.</summary>
     public async Task StartAsync()
     {
+        using var slots = new SemaphoreSlim(MaxConnecting);
+        var connecting = new List<Task>(Nodes.Count);
         foreach (var node in Nodes)
         {
+            await slots.WaitAsync();
             await node.StartAsync();
+            connecting.Add(ReleaseWhenConnectedAsync(node, slots));
+        }
+
+        await Task.WhenAll(connecting);
+    }
+
+    private static async Task ReleaseWhenConnectedAsync(HollowNode node, SemaphoreSlim slots)
+    {
+        try
+        {
+            while (!node.IsConnected)
+            {
+                await Task.Delay(50);
+            }
+        }
+        finally
+        {
+            slots.Release();
         }
     }
 

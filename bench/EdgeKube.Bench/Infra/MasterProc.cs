@@ -28,6 +28,9 @@ public sealed class MasterProc : IAsyncDisposable
     /// <summary>Every line the master writes, as it arrives.</summary>
     public LogTail Lines => _log;
 
+    /// <summary>Environment variables for every master the bench starts (<c>--master-env</c>: runtime settings such as DOTNET_GCgen0size for the master alone).</summary>
+    public static IReadOnlyDictionary<string, string> ExtraEnvironment { get; set; } = new Dictionary<string, string>();
+
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "edgekube-master.dll");
 
     public HttpClient Http => _http ?? throw new InvalidOperationException("master not started");
@@ -44,6 +47,11 @@ public sealed class MasterProc : IAsyncDisposable
         foreach (var a in args)
         {
             psi.ArgumentList.Add(a);
+        }
+
+        foreach (var (name, value) in ExtraEnvironment)
+        {
+            psi.Environment[name] = value;
         }
 
         _process = Process.Start(psi) ?? throw new InvalidOperationException("could not start edgekube-master");

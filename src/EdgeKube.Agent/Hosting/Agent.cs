@@ -37,6 +37,9 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
 
     public Board.Leds.LedBoard? Leds { get; private set; }
 
+    /// <summary>The link to the broker, once started (null without <c>--broker-url</c>).</summary>
+    public MqttLink? Link { get; private set; }
+
     /// <summary>The board's buses; the real ones unless set (tests hand in simulated ones).</summary>
     public Board.BoardBuses? Buses { get; init; }
 
@@ -127,6 +130,7 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         if (options.Broker is { } broker)
         {
             link = new MqttLink(broker, options.NodeName, time, loggers.CreateLogger<MqttLink>()) { PodNetwork = options.CniConfDir is { Length: > 0 } };
+            Link = link;
             var mqttSource = new MqttPodSource(options.NodeName, link.Topics, desired, loggers.CreateLogger<MqttPodSource>());
             link.MessageReceived += mqttSource.HandleAsync;
             var rpc = new RpcServer(link, options.NodeName, new ContainerLogs(desired, statuses, layout), loggers.CreateLogger<RpcServer>());

@@ -25,27 +25,20 @@ public sealed class HostReader(string procRoot = "/proc", string sysRoot = "/sys
     /// <summary>MemTotal and MemAvailable, in bytes.</summary>
     public (long Total, long Available)? Memory()
     {
+        Span<byte> buffer = stackalloc byte[PageSize];
+        var text = Read(Path.Combine(procRoot, "meminfo"), buffer);
         long? total = null, available = null;
-        // Both are among the first lines: read lazily and stop there rather than split the whole file.
-        foreach (var line in ReadLines(Path.Combine(procRoot, "meminfo")))
+        // Both are among the first lines (the page read holds them).
+        foreach (var range in text.Split((byte)'\n'))
         {
-            var isTotal = line.StartsWith("MemTotal:", StringComparison.Ordinal);
-            if (!isTotal && !line.StartsWith("MemAvailable:", StringComparison.Ordinal))
+            var line = text[range];
+            if (line.StartsWith("MemTotal:"u8))
             {
-                continue;
+                total = Kibibytes(line["MemTotal:".Length..]);
             }
-
-            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length >= 2 && long.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var kib))
+            else if (line.StartsWith("MemAvailable:"u8))
             {
-                if (isTotal)
-                {
-                    total = kib * 1024;
-                }
-                else
-                {
-                    available = kib * 1024;
-                }
+                available = Kibibytes(line["MemAvailable:".Length..]);
             }
 
             if (total is not null && available is not null)
@@ -55,17 +48,21 @@ public sealed class HostReader(string procRoot = "/proc", string sysRoot = "/sys
         }
 
         return total is { } t && available is { } a ? (t, a) : null;
+
+        static long? Kibibytes(ReadOnlySpan<byte> rest) =>
+            Field(rest, 0) is var kib && long.TryParse(kib, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value * 1024 : null;
     }
 
     /// <summary>The kernel's PID limit and the number of tasks that exist now (as kubelet's pid.available signal).</summary>
     public (long Max, long Used)? Pids()
     {
         var max = Number(Path.Combine(procRoot, "sys/kernel/pid_max"));
+        Span<byte> buffer = stackalloc byte[PageSize];
         // loadavg's fourth field is running/total scheduling entities (threads), which is what pid_max limits.
-        var fields = FirstLine(Path.Combine(procRoot, "loadavg"))?.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var tasks = Field(FirstLine(Read(Path.Combine(procRoot, "loadavg"), buffer)), 3);
         long? used = null;
-        if (fields is { Length: >= 4 } && fields[3].Split('/') is [_, var total]
-            && long.TryParse(total, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n))
+        if (tasks.IndexOf((byte)'/') is >= 0 and var slash
+            && long.TryParse(tasks[(slash + 1)..], NumberStyles.Integer, CultureInfo.InvariantCulture, out var n))
         {
             used = n;
         }
@@ -76,23 +73,29 @@ public sealed class HostReader(string procRoot = "/proc", string sysRoot = "/sys
     /// <summary>Total CPU time of the machine (all cpus, user to steal), in seconds since boot, from /proc/stat.</summary>
     public double? CpuSecondsTotal()
     {
-        var line = FirstLine(Path.Combine(procRoot, "stat"));
-        if (line is null || !line.StartsWith("cpu ", StringComparison.Ordinal))
+        Span<byte> buffer = stackalloc byte[PageSize];
+        var line = FirstLine(Read(Path.Combine(procRoot, "stat"), buffer));
+        if (!line.StartsWith("cpu "u8))
         {
             return null;
         }
 
-        var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         double busy = 0;
         // user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
-        for (var i = 1; i < Math.Min(fields.Length, 9); i++)
+        for (var i = 1; i < 9; i++)
         {
+            var field = Field(line, i);
+            if (field.IsEmpty)
+            {
+                break;
+            }
+
             if (i is 4 or 5)
             {
                 continue;
             }
 
-            if (!long.TryParse(fields[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out var ticks))
+            if (!long.TryParse(field, NumberStyles.Integer, CultureInfo.InvariantCulture, out var ticks))
             {
                 return null;
             }
@@ -113,24 +116,27 @@ public sealed class HostReader(string procRoot = "/proc", string sysRoot = "/sys
     /// <summary>The firmware's throttled bit field, from sysfs or vcgencmd; null off a Raspberry Pi.</summary>
     public uint? Throttled()
     {
-        var text = FirstLine(Path.Combine(sysRoot, ThrottledFile));
-        if (text is null && UseVcgencmd && !_vcgencmdMissing)
+        Span<byte> buffer = stackalloc byte[PageSize];
+        var path = Path.Combine(sysRoot, ThrottledFile);
+        var text = Read(path, buffer);
+        if (text.IsEmpty && UseVcgencmd && !_vcgencmdMissing && Vcgencmd() is { } output)
         {
-            text = Vcgencmd();
+            var length = System.Text.Encoding.UTF8.GetBytes(output.AsSpan(0, Math.Min(output.Length, PageSize / 4)), buffer);
+            text = buffer[..length];
         }
 
-        if (text is null)
+        text = text.Trim(" \t\r\n\0"u8);
+        if (text.IsEmpty)
         {
             return null;
         }
 
-        text = text.Trim();
-        if (text.StartsWith("throttled=", StringComparison.Ordinal))
+        if (text.StartsWith("throttled="u8))
         {
             text = text["throttled=".Length..];
         }
 
-        var hex = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase);
+        var hex = text.StartsWith("0x"u8) || text.StartsWith("0X"u8);
         return uint.TryParse(hex ? text[2..] : text, hex ? NumberStyles.HexNumber : NumberStyles.Integer, CultureInfo.InvariantCulture, out var flags) ? flags : null;
     }
 
@@ -160,8 +166,70 @@ public sealed class HostReader(string procRoot = "/proc", string sysRoot = "/sys
         }
     }
 
-    private static long? Number(string path) =>
-        long.TryParse(FirstLine(path)?.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : null;
+    /// <summary>
+    /// What a sample reads of each file: procfs and sysfs put these figures in their first page. The
+    /// node status is sampled every second; reading into a stack buffer instead of a StreamReader (its
+    /// own byte and char buffers, a string per line) keeps a sample from allocating for the GC.
+    /// </summary>
+    private const int PageSize = 4096;
+
+    private static long? Number(string path)
+    {
+        Span<byte> buffer = stackalloc byte[64];
+        return long.TryParse(FirstLine(Read(path, buffer)).Trim(" \t\r\0"u8), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : null;
+    }
+
+    /// <summary>The start of the file, as much as <paramref name="buffer"/> holds; empty when it cannot be read.</summary>
+    private static ReadOnlySpan<byte> Read(string path, Span<byte> buffer)
+    {
+        // Off a Raspberry Pi the thermal and firmware files are absent: one stat, not an exception per sample.
+        if (!File.Exists(path))
+        {
+            return [];
+        }
+
+        try
+        {
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var total = 0;
+            while (total < buffer.Length && RandomAccess.Read(handle, buffer[total..], total) is > 0 and var n)
+            {
+                total += n;
+            }
+
+            return buffer[..total];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
+        {
+            return [];
+        }
+    }
+
+    private static ReadOnlySpan<byte> FirstLine(ReadOnlySpan<byte> text) =>
+        text.IndexOf((byte)'\n') is >= 0 and var end ? text[..end] : text;
+
+    /// <summary>The <paramref name="index"/>th field of <paramref name="line"/> separated by spaces or tabs (empty when there are fewer).</summary>
+    private static ReadOnlySpan<byte> Field(ReadOnlySpan<byte> line, int index)
+    {
+        var i = 0;
+        while (true)
+        {
+            line = line.TrimStart(" \t"u8);
+            if (line.IsEmpty)
+            {
+                return [];
+            }
+
+            var end = line.IndexOfAny((byte)' ', (byte)'\t');
+            var field = end < 0 ? line : line[..end];
+            if (i++ == index)
+            {
+                return field;
+            }
+
+            line = line[field.Length..];
+        }
+    }
 
     internal static string? FirstLine(string path) => ReadLines(path).FirstOrDefault();
 

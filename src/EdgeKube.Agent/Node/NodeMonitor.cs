@@ -42,6 +42,7 @@ public sealed partial class NodeMonitor(
     private string? _lastJson;
     private string _runtimeVersion = "containerd://unknown";
     private HostFacts? _facts;
+    private (long Memory, long Disk, Dictionary<string, ResourceQuantity> Capacity, Dictionary<string, ResourceQuantity> Allocatable)? _resources;
     private (bool Ready, string? Error) _sampledRuntime;
 
     /// <summary>How often the machine is sampled: kubelet's eviction manager (memory, disk, PID pressure) and node status both look every 10 s.</summary>
@@ -161,7 +162,7 @@ public sealed partial class NodeMonitor(
             RuntimeError = runtimeHealth.Error,
         };
         Readings = readings;
-        var (capacity, allocatable) = NodeCapacity.Compute(Environment.ProcessorCount, memory?.Total ?? 0, diskTotal ?? 0, options.MaxPods, _systemReserved, _kubeReserved, _eviction);
+        var (capacity, allocatable) = Resources(memory?.Total ?? 0, diskTotal ?? 0);
         var status = new V1NodeStatus
         {
             Capacity = capacity,
@@ -214,6 +215,22 @@ public sealed partial class NodeMonitor(
         }
 
         return node;
+    }
+
+    /// <summary>
+    /// Capacity and allocatable for these totals: computed again only when a total changed (they stay the
+    /// same while the machine is up), as copies the decorators may add to.
+    /// </summary>
+    private (Dictionary<string, ResourceQuantity> Capacity, Dictionary<string, ResourceQuantity> Allocatable) Resources(long memoryTotal, long diskTotal)
+    {
+        if (_resources is not { } known || known.Memory != memoryTotal || known.Disk != diskTotal)
+        {
+            var (capacity, allocatable) = NodeCapacity.Compute(Environment.ProcessorCount, memoryTotal, diskTotal, options.MaxPods, _systemReserved, _kubeReserved, _eviction);
+            known = (memoryTotal, diskTotal, capacity, allocatable);
+            _resources = known;
+        }
+
+        return (new(known.Capacity, StringComparer.Ordinal), new(known.Allocatable, StringComparer.Ordinal));
     }
 
     /// <summary>A label value: alphanumerics, '-', '_', '.', at most 63, alphanumeric at both ends.</summary>

@@ -133,6 +133,32 @@ public sealed class NodeHealthTests : IDisposable
         Assert.Equal(0u, host.Throttled());
         Assert.Null(host.Memory());
         Assert.Null(host.ThermalZoneCelsius("thermal_zone9"));
+
+        Write(proc, "meminfo", "MemTotal:\t3884620 kB\nMemFree: 1 kB\n");
+        Write(proc, "loadavg", "0.52 0.58\n");
+        Write(proc, "stat", "cpu  1000 x 300\n");
+        Assert.Null(host.Memory()); // no MemAvailable
+        Assert.Null(host.Pids());
+        Assert.Null(host.CpuSecondsTotal());
+        Write(proc, "loadavg", "0.52 0.58 0.59 7/98765 1");
+        Write(proc, "stat", "cpu0 1 2 3\ncpu  1 2 3\n");
+        Assert.Equal((32768L, 98765L), host.Pids()); // no trailing newline
+        Assert.Null(host.CpuSecondsTotal()); // the total is the first line or nothing
+        File.Delete(Path.Combine(proc, "sys/kernel/pid_max"));
+        Assert.Null(host.Pids());
+        Write(sys, HostReader.ThrottledFile, "");
+        Assert.Null(host.Throttled());
+    }
+
+    [Fact]
+    public void Host_reader_reads_this_machine_s_procfs()
+    {
+        var host = new HostReader();
+        var (total, available) = Assert.NotNull(host.Memory());
+        Assert.InRange(available, 1, total);
+        var (max, used) = Assert.NotNull(host.Pids());
+        Assert.InRange(used, 1, max);
+        Assert.True(host.CpuSecondsTotal() > 0);
     }
 
     private static void Write(string root, string relative, string text)
