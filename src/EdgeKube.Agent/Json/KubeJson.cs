@@ -21,6 +21,13 @@ internal static class KubeJson
 
     public static string Serialize(V1Node node) => JsonSerializer.Serialize(node, KubeJsonContext.Default.V1Node);
 
+    /// <summary>The node as UTF-8 JSON, written to <paramref name="output"/>.</summary>
+    public static void Serialize(V1Node node, System.Buffers.IBufferWriter<byte> output)
+    {
+        using var writer = new Utf8JsonWriter(output);
+        JsonSerializer.Serialize(writer, node, KubeJsonContext.Default.V1Node);
+    }
+
     public static string Serialize(V1Container container) => JsonSerializer.Serialize(container, KubeJsonContext.Default.V1Container);
 
     public static V1Pod? DeserializePod(string json) => JsonSerializer.Deserialize(json, KubeJsonContext.Default.V1Pod);

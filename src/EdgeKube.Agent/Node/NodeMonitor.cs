@@ -39,7 +39,10 @@ public sealed partial class NodeMonitor(
     private readonly ResourceReservation _kubeReserved = ResourceReservation.Parse("--kube-reserved", options.KubeReserved);
     private readonly EvictionThresholds _eviction = EvictionThresholds.Parse("--eviction-hard", options.EvictionHard);
     private readonly Lock _lock = new();
-    private string? _lastJson;
+    // The last node as UTF-8 JSON, and the writer a sample serializes into (under _lock): compared as bytes,
+    // a sample that changed nothing (nearly all of them, one a second) builds no string.
+    private readonly System.Buffers.ArrayBufferWriter<byte> _json = new(4096);
+    private byte[] _lastJson = [];
     private string _runtimeVersion = "containerd://unknown";
     private HostFacts? _facts;
     private (long Memory, long Disk, Dictionary<string, ResourceQuantity> Capacity, Dictionary<string, ResourceQuantity> Allocatable)? _resources;
@@ -108,17 +111,17 @@ public sealed partial class NodeMonitor(
     public async Task SampleAsync()
     {
         V1Node node;
-        string json;
         lock (_lock)
         {
             node = Build();
-            json = KubeJson.Serialize(node);
-            if (json == _lastJson)
+            _json.ResetWrittenCount();
+            KubeJson.Serialize(node, _json);
+            if (_json.WrittenSpan.SequenceEqual(_lastJson))
             {
                 return;
             }
 
-            _lastJson = json;
+            _lastJson = _json.WrittenSpan.ToArray();
             Current = node;
         }
 
