@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using k8s.Models;
 
 namespace EdgeKube.Master.Scheduling;
@@ -10,10 +11,26 @@ internal sealed class NodeInfo
 {
     private static readonly Dictionary<string, string> EmptyLabels = [];
 
+    // What a pod requests and what a node can hold, in scheduler units, computed once per object. A pass
+    // builds every node's info again; the controller keeps the same V1Node and V1PodSpec objects across
+    // passes until they change, so 100,000 bound pods are not converted from quantities on every pass.
+    private static readonly ConditionalWeakTable<V1PodSpec, PodRequests> Requests = new();
+    private static readonly ConditionalWeakTable<V1Node, IReadOnlyDictionary<string, decimal>> Allocatables = new();
+
+    private sealed record PodRequests(IReadOnlyDictionary<string, decimal> Requested, decimal NonZeroCpu, decimal NonZeroMemory)
+    {
+        public static PodRequests Of(V1PodSpec spec)
+        {
+            var nonZero = PodResources.ToSchedulerUnits(PodResources.Compute(spec, nonZeroDefaults: true));
+            return new(PodResources.ToSchedulerUnits(PodResources.Compute(spec, nonZeroDefaults: false)),
+                nonZero.GetValueOrDefault(PodResources.Cpu), nonZero.GetValueOrDefault(PodResources.Memory));
+        }
+    }
+
     private readonly Dictionary<string, decimal> _requested;
     private readonly Dictionary<string, decimal> _nonZeroRequested;
 
-    private NodeInfo(V1Node node, string name, int podCount, Dictionary<string, decimal> allocatable,
+    private NodeInfo(V1Node node, string name, int podCount, IReadOnlyDictionary<string, decimal> allocatable,
         Dictionary<string, decimal> requested, Dictionary<string, decimal> nonZeroRequested)
     {
         Node = node;
@@ -46,9 +63,8 @@ internal sealed class NodeInfo
     public static NodeInfo Create(V1Node node, IReadOnlyList<V1Pod> boundPods)
     {
         // The API server defaults a missing allocatable to the capacity.
-        var status = node.Status;
-        var allocatable = PodResources.ToSchedulerUnits(
-            PodResources.ToDecimals(status?.Allocatable ?? status?.Capacity));
+        var allocatable = Allocatables.GetValue(node, static n => PodResources.ToSchedulerUnits(
+            PodResources.ToDecimals(n.Status?.Allocatable ?? n.Status?.Capacity)));
 
         var info = new NodeInfo(node, node.Metadata?.Name ?? "", 0, allocatable,
             new Dictionary<string, decimal>(StringComparer.Ordinal), new Dictionary<string, decimal>(StringComparer.Ordinal));
@@ -63,10 +79,10 @@ internal sealed class NodeInfo
     /// <summary>Counts one more pod bound to the node (its requests), as the scheduler's cache assumes a pod it just bound.</summary>
     public void AddPod(V1PodSpec spec)
     {
-        Add(_requested, PodResources.ToSchedulerUnits(PodResources.Compute(spec, nonZeroDefaults: false)));
-        var nonZero = PodResources.ToSchedulerUnits(PodResources.Compute(spec, nonZeroDefaults: true));
-        Add(_nonZeroRequested, PodResources.Cpu, nonZero.GetValueOrDefault(PodResources.Cpu));
-        Add(_nonZeroRequested, PodResources.Memory, nonZero.GetValueOrDefault(PodResources.Memory));
+        var requests = Requests.GetValue(spec, PodRequests.Of);
+        Add(_requested, requests.Requested);
+        Add(_nonZeroRequested, PodResources.Cpu, requests.NonZeroCpu);
+        Add(_nonZeroRequested, PodResources.Memory, requests.NonZeroMemory);
         PodCount++;
     }
 
