@@ -738,7 +738,6 @@ public sealed partial class MqttBridge : IPodLogs, IAsyncDisposable
         return cidr is { Length: > 0 } && ip is { Length: > 0 } ? new NodeRoute(node.Name(), cidr, ip) : null;
     }
 
-
     // ----- nodes → master -----
 
     private Task OnMessageAsync(MqttApplicationMessageReceivedEventArgs e)

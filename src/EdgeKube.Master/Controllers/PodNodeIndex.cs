@@ -301,14 +301,15 @@ public sealed partial class PodNodeIndex(IObjectStore store, ILogger<PodNodeInde
 
         var ready = (obj["status"]?["conditions"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(c => c.Str("type") == "Ready")?.Str("status");
         return new BoundPod(obj.Namespace(), obj.Name(), obj.Uid(), node, obj.ResourceVersion(),
-            obj.Metadata()["deletionTimestamp"] is not null, ObjectWriter.IsStopped(obj), ready, TolerationsOf(obj), obj["status"]?["phase"] is JsonValue phase && phase.TryGetValue<string>(out var p) ? p : null);
+            obj.Metadata()["deletionTimestamp"] is not null, ObjectWriter.IsStopped(obj), ready, TolerationsOf(obj), (obj["status"] as JsonObject)?.Str("phase"));
     }
+
+    /// <summary>Whether the pod waits for the scheduler: not bound to a node and not being deleted.</summary>
+    public static bool IsPending(JsonObject pod) => NodeNameOf(pod) is null && pod.Metadata()["deletionTimestamp"] is null;
 
     /// <summary>What the index keeps of a pod that waits for the scheduler, or null for one that does not (bound, or being deleted).</summary>
     private static PendingPod? Waiting(JsonObject obj) =>
-        NodeNameOf(obj) is null && obj.Metadata()["deletionTimestamp"] is null
-            ? new PendingPod(obj.Namespace(), obj.Name(), obj.Metadata().Str("creationTimestamp") ?? string.Empty)
-            : null;
+        IsPending(obj) ? new PendingPod(obj.Namespace(), obj.Name(), obj.Metadata().Str("creationTimestamp") ?? string.Empty) : null;
 
     private IReadOnlyList<V1Toleration> TolerationsOf(JsonObject pod)
     {

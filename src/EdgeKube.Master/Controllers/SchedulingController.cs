@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json.Nodes;
 using EdgeKube.Master.Api;
 using EdgeKube.Master.Scheduling;
@@ -29,7 +28,7 @@ public sealed partial class SchedulingController(IObjectStore store, PodNodeInde
     // the snapshot reads, its requests, cannot change once bound); a node by name and resourceVersion.
     private int _nextStartNode;
     private Dictionary<string, V1PodSpec> _boundSpecs = new(StringComparer.Ordinal);
-    private Dictionary<string, (string? Rv, V1Node Node)> _nodes = new(StringComparer.Ordinal);
+    private Dictionary<string, (long Rv, V1Node Node)> _nodes = new(StringComparer.Ordinal);
 
     // The resourceVersion of the latest binding this controller wrote (any thread of a pass), and of the latest
     // pending pod's change that woke it: the pod index must hold both before a pass reads it.
@@ -145,8 +144,7 @@ public sealed partial class SchedulingController(IObjectStore store, PodNodeInde
         foreach (var seen in waiting)
         {
             // The index lags the store a little: what is bound or being deleted by now is not pending.
-            if (await store.GetAsync(seen.Key, cancellationToken).ConfigureAwait(false) is { } pod
-                && PodNodeIndex.NodeNameOf(pod) is null && pod.Metadata()["deletionTimestamp"] is null)
+            if (await store.GetAsync(seen.Key, cancellationToken).ConfigureAwait(false) is { } pod && PodNodeIndex.IsPending(pod))
             {
                 pending.Add(pod);
             }
@@ -269,19 +267,18 @@ public sealed partial class SchedulingController(IObjectStore store, PodNodeInde
     /// <summary>The nodes, typed; only those changed since the last pass are read from the store and converted.</summary>
     private async Task<List<V1Node>> TypedNodesAsync(CancellationToken cancellationToken)
     {
-        var kept = new Dictionary<string, (string? Rv, V1Node Node)>(StringComparer.Ordinal);
+        var kept = new Dictionary<string, (long Rv, V1Node Node)>(StringComparer.Ordinal);
         var nodes = new List<V1Node>();
         foreach (var (key, resourceVersion) in await store.ListVersionsAsync("nodes", cancellationToken).ConfigureAwait(false))
         {
-            var rv = resourceVersion.ToString(CultureInfo.InvariantCulture);
-            if (!_nodes.TryGetValue(key.Name, out var typed) || typed.Rv != rv)
+            if (!_nodes.TryGetValue(key.Name, out var typed) || typed.Rv != resourceVersion)
             {
                 if (await store.GetAsync(key, cancellationToken).ConfigureAwait(false) is not { } node)
                 {
                     continue;
                 }
 
-                typed = (node.Metadata().Str("resourceVersion"), Typed<V1Node>(node));
+                typed = (node.ResourceVersion(), Typed<V1Node>(node));
             }
 
             kept[key.Name] = typed;
