@@ -117,12 +117,10 @@ public sealed class HostReader(string procRoot = "/proc", string sysRoot = "/sys
     public uint? Throttled()
     {
         Span<byte> buffer = stackalloc byte[PageSize];
-        var path = Path.Combine(sysRoot, ThrottledFile);
-        var text = Read(path, buffer);
+        var text = Read(Path.Combine(sysRoot, ThrottledFile), buffer);
         if (text.IsEmpty && UseVcgencmd && !_vcgencmdMissing && Vcgencmd() is { } output)
         {
-            var length = System.Text.Encoding.UTF8.GetBytes(output.AsSpan(0, Math.Min(output.Length, PageSize / 4)), buffer);
-            text = buffer[..length];
+            text = System.Text.Encoding.UTF8.GetBytes(output);
         }
 
         text = text.Trim(" \t\r\n\0"u8);
