@@ -47,6 +47,8 @@ public sealed partial class MqttLink : IAsyncDisposable
     private readonly ILogger<MqttLink> _logger;
     private readonly IMqttClient _client;
     private readonly MqttClientFactory _factory = new();
+    private readonly KeepAliveAdapterFactory _adapters;
+    private CancellationTokenSource? _connection;
     private readonly Dictionary<string, byte[]> _retained = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _publishLock = new(1, 1);
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
@@ -62,7 +64,8 @@ public sealed partial class MqttLink : IAsyncDisposable
         _time = time;
         _logger = logger;
         Topics = new Topics(options.TopicPrefix);
-        _client = _factory.CreateMqttClient();
+        _adapters = new KeepAliveAdapterFactory((ushort)Math.Clamp(options.KeepAlive.TotalSeconds, 1, ushort.MaxValue), time);
+        _client = _factory.CreateMqttClient(_adapters);
         _client.ApplicationMessageReceivedAsync += OnMessageAsync;
         _client.DisconnectedAsync += e =>
         {
@@ -70,6 +73,8 @@ public sealed partial class MqttLink : IAsyncDisposable
             {
                 LogDisconnected(e.Reason.ToString(), e.Exception?.Message ?? string.Empty);
             }
+
+            Interlocked.Exchange(ref _connection, null)?.Cancel();
 
             _wake.Release();
             return Task.CompletedTask;
@@ -84,6 +89,11 @@ public sealed partial class MqttLink : IAsyncDisposable
     public string? HeldBecause => _held;
 
     public long Connects { get; private set; }
+
+    /// <summary>Keepalive pings sent (after a keepalive period with nothing else sent).</summary>
+    public long Pings => Interlocked.Read(ref _pings);
+
+    private long _pings;
 
     /// <summary>Raised for every message on the node's topics; the broker is acknowledged after it returns.</summary>
     public event Func<MqttMessage, Task>? MessageReceived;
@@ -183,7 +193,9 @@ public sealed partial class MqttLink : IAsyncDisposable
             .WithClientId("edgekube-agent-" + _nodeName)
             .WithProtocolVersion(MqttProtocolVersion.V500)
             .WithCredentials(_options.Username, _options.Password)
-            .WithKeepAlivePeriod(_options.KeepAlive)
+            // Zero for MQTTnet, which then runs no keepalive loop of its own; the CONNECT carries the real
+            // one (KeepAliveChannel) and KeepAliveAsync pings.
+            .WithKeepAlivePeriod(TimeSpan.Zero)
             .WithTimeout(TimeSpan.FromSeconds(10))
             .WithCleanStart(true)
             .WithWillTopic(Topics.Presence(_nodeName))
@@ -198,6 +210,13 @@ public sealed partial class MqttLink : IAsyncDisposable
         if (result.ResultCode != MqttClientConnectResultCode.Success)
         {
             throw new InvalidOperationException($"broker refused the connection: {result.ResultCode} {result.ReasonString}");
+        }
+
+        if (_adapters.Current is { } channel)
+        {
+            var connection = new CancellationTokenSource();
+            Interlocked.Exchange(ref _connection, connection)?.Cancel();
+            _ = KeepAliveAsync(channel, connection.Token);
         }
 
         try
@@ -219,6 +238,60 @@ public sealed partial class MqttLink : IAsyncDisposable
             }
 
             throw;
+        }
+    }
+
+    /// <summary>
+    /// MQTT's keepalive for one connection: a PINGREQ when nothing was sent for a keepalive period, and
+    /// the connection dropped (so that <see cref="RunAsync"/> connects again) when no PINGRESP comes within
+    /// half of one, as MQTTnet's own loop does. It sleeps until the next ping could be due, rather than
+    /// waking every 250 ms to look.
+    /// </summary>
+    private async Task KeepAliveAsync(KeepAliveChannel channel, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var period = channel.KeepAlive;
+                var idle = channel.Idle;
+                if (idle < period)
+                {
+                    await Task.Delay(period - idle, _time, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                using var timeout = new CancellationTokenSource(period / 2, _time);
+                using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+                try
+                {
+                    Interlocked.Increment(ref _pings);
+                    await _client.PingAsync(both.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+                {
+                    if (!_client.IsConnected)
+                    {
+                        return; // lost meanwhile; RunAsync connects again
+                    }
+
+                    LogPingFailed(timeout.IsCancellationRequested ? $"no answer in {(period / 2).TotalSeconds:0.#} s" : e.Message);
+                    using var close = new CancellationTokenSource(TimeSpan.FromSeconds(2), _time);
+                    try
+                    {
+                        await _client.DisconnectAsync(new MqttClientDisconnectOptionsBuilder().WithReason(MqttClientDisconnectOptionsReason.DisconnectWithWillMessage).Build(), close.Token).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException or OperationCanceledException)
+                    {
+                        // The client is disconnected either way (MQTTnet closes the connection after trying).
+                    }
+
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
         }
     }
 
@@ -393,6 +466,7 @@ public sealed partial class MqttLink : IAsyncDisposable
             }
         }
 
+        Interlocked.Exchange(ref _connection, null)?.Cancel();
         _client.Dispose();
         _publishLock.Dispose();
         _wake.Dispose();
@@ -412,6 +486,9 @@ public sealed partial class MqttLink : IAsyncDisposable
 
     [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Broker refused publish to {Topic}: {Reason}")]
     private partial void LogPublishRefused(string topic, string reason);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "Broker did not answer a keepalive ping ({Error}); reconnecting")]
+    private partial void LogPingFailed(string error);
 
     [LoggerMessage(EventId = 1006, Level = LogLevel.Error, Message = "Broker link held down, node reported offline: {Reason}")]
     private partial void LogHeld(string reason);

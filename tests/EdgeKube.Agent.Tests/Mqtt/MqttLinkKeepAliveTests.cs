@@ -1,0 +1,298 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using EdgeKube.Agent.Mqtt;
+using EdgeKube.Agent.Tests.Integration;
+using EdgeKube.Broker;
+using Microsoft.Extensions.Logging.Abstractions;
+using MQTTnet;
+using MQTTnet.Formatter;
+
+namespace EdgeKube.Agent.Tests.Mqtt;
+
+/// <summary>
+/// The link's own MQTT keepalive (MQTTnet's loop is off, see KeepAliveChannel), through a real broker: the
+/// embedded one and mosquitto. The broker must hold the link to the keepalive it asked for, the link must
+/// ping when idle, and each side must notice a silent cut.
+/// </summary>
+public abstract class MqttLinkKeepAliveTests : IAsyncLifetime
+{
+    private const string Node = "board-1";
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<(MqttLink Link, Task Run)> _links = [];
+    private IMqttClient? _observer;
+
+    protected string DataDir { get; } = Directory.CreateTempSubdirectory("edgekube-keepalive-").FullName;
+
+    protected CredentialStore Credentials { get; private set; } = null!;
+
+    protected int Port { get; } = AgentProcess.FreePort();
+
+    private string _nodePassword = string.Empty;
+
+    /// <summary>Presence payloads seen by a master-side observer, in order.</summary>
+    private readonly ConcurrentQueue<string> _presence = new();
+
+    public async Task InitializeAsync()
+    {
+        Credentials = new CredentialStore(DataDir);
+        var masterPassword = Credentials.Create(NodeAcl.MasterUser);
+        _nodePassword = Credentials.Create(Node);
+        await StartBrokerAsync();
+
+        _observer = new MqttClientFactory().CreateMqttClient();
+        _observer.ApplicationMessageReceivedAsync += e =>
+        {
+            _presence.Enqueue(e.ApplicationMessage.ConvertPayloadToString());
+            return Task.CompletedTask;
+        };
+        await _observer.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", Port).WithProtocolVersion(MqttProtocolVersion.V500)
+            .WithCredentials(NodeAcl.MasterUser, masterPassword).WithClientId("keepalive-observer").Build());
+        await _observer.SubscribeAsync($"edgekube/v1/nodes/{Node}/presence");
+    }
+
+    protected abstract Task StartBrokerAsync();
+
+    protected abstract Task StopBrokerAsync();
+
+    [Fact]
+    public async Task An_idle_link_pings_and_the_broker_keeps_it()
+    {
+        var link = Start(Port, TimeSpan.FromSeconds(1));
+        await WaitConnectedAsync(link);
+
+        // Nothing is published: only pings keep the session. Without them the broker drops it after 1.5 s.
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        Assert.True(link.IsConnected);
+        Assert.Equal(1, link.Connects);
+        Assert.InRange(link.Pings, 3, 6);
+    }
+
+    [Fact]
+    public async Task A_silent_cut_is_seen_by_the_broker_within_one_and_a_half_keepalives_and_by_the_link()
+    {
+        await using var proxy = new SilenceableProxy(Port);
+        var link = Start(proxy.Port, TimeSpan.FromSeconds(2));
+        await WaitConnectedAsync(link);
+        await Eventually.Until(() => Task.FromResult(_presence.LastOrDefault() == "online"), TimeSpan.FromSeconds(10), () => "no online presence");
+
+        // The cable is cut: TCP stays up on both sides, nothing gets through. The broker only knows from the
+        // keepalive that the CONNECT carried (2 s: the will after 3 s); with none it would wait forever.
+        var cut = Stopwatch.StartNew();
+        proxy.Silence();
+        await Eventually.Until(() => Task.FromResult(_presence.LastOrDefault() == "offline"), TimeSpan.FromSeconds(10),
+            () => $"the broker never published the will; presence: {string.Join(", ", _presence)}");
+        Assert.InRange(cut.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(8));
+
+        // The link's ping went unanswered, so it dropped the connection and is trying again.
+        await Eventually.Until(() => Task.FromResult(!link.IsConnected), TimeSpan.FromSeconds(10), () => "the link never noticed the cut");
+
+        proxy.Restore();
+        await Eventually.Until(() => Task.FromResult(link.IsConnected && link.Connects == 2 && _presence.LastOrDefault() == "online"), TimeSpan.FromSeconds(30),
+            () => $"the link did not come back: connects {link.Connects}, presence {string.Join(", ", _presence)}");
+    }
+
+    protected MqttLink Start(int port, TimeSpan keepAlive)
+    {
+        var link = new MqttLink(new BrokerOptions { Url = new Uri($"mqtt://127.0.0.1:{port}"), Username = Node, Password = _nodePassword, KeepAlive = keepAlive },
+            Node, TimeProvider.System, NullLogger<MqttLink>.Instance) { PodNetwork = false };
+        _links.Add((link, link.RunAsync(_stop.Token)));
+        return link;
+    }
+
+    protected static Task WaitConnectedAsync(MqttLink link) =>
+        Eventually.Until(() => Task.FromResult(link.IsConnected && link.Connects == 1), TimeSpan.FromSeconds(15), () => "the link never connected");
+
+    public async Task DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        foreach (var (link, run) in _links)
+        {
+            try
+            {
+                await run;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            await link.DisposeAsync();
+        }
+
+        _observer?.Dispose();
+        await StopBrokerAsync();
+        Directory.Delete(DataDir, recursive: true);
+    }
+}
+
+public sealed class EmbeddedBrokerKeepAliveTests : MqttLinkKeepAliveTests
+{
+    private EmbeddedBroker? _broker;
+
+    protected override Task StartBrokerAsync()
+    {
+        _broker = new EmbeddedBroker(new IPEndPoint(IPAddress.Loopback, Port), Credentials, new NodeAcl(), NullLogger.Instance);
+        return _broker.StartAsync();
+    }
+
+    protected override async Task StopBrokerAsync()
+    {
+        if (_broker is not null)
+        {
+            await _broker.DisposeAsync();
+        }
+    }
+}
+
+public sealed class MosquittoKeepAliveTests : MqttLinkKeepAliveTests
+{
+    private Process? _mosquitto;
+
+    /// <summary>
+    /// mosquitto's max_keepalive (10 s is the least it takes): an MQTT 5 client asking for more is told this in
+    /// the CONNACK's Server Keep Alive. The other tests ask for less and are not affected.
+    /// </summary>
+    private const int MaxKeepAlive = 10;
+
+    protected override async Task StartBrokerAsync()
+    {
+        var files = MosquittoConfig.Write(Path.Combine(DataDir, "mosquitto"), Credentials, new NodeAcl(), Port, runAsUser: "root");
+        var conf = files.Single(f => f.EndsWith(".conf", StringComparison.Ordinal));
+        File.AppendAllText(conf, $"max_keepalive {MaxKeepAlive}\n");
+        _mosquitto = Process.Start(new ProcessStartInfo("mosquitto", ["-c", conf]) { RedirectStandardError = true, RedirectStandardOutput = true })
+            ?? throw new InvalidOperationException("mosquitto did not start");
+        await Eventually.Until(async () =>
+        {
+            if (_mosquitto.HasExited)
+            {
+                Assert.Fail("mosquitto exited: " + await _mosquitto.StandardOutput.ReadToEndAsync() + await _mosquitto.StandardError.ReadToEndAsync());
+            }
+
+            try
+            {
+                using var tcp = new TcpClient();
+                await tcp.ConnectAsync(IPAddress.Loopback, Port);
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(15), () => "mosquitto is not listening");
+    }
+
+    protected override async Task StopBrokerAsync()
+    {
+        if (_mosquitto is { HasExited: false })
+        {
+            _mosquitto.Kill();
+            await _mosquitto.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task The_brokers_server_keep_alive_replaces_the_links_own()
+    {
+        // The link asks for 60 s; mosquitto answers with a Server Keep Alive of 10 s, which the client must
+        // use (MQTT 5, 3.2.2.3.14). Pinging every 60 s, it would be dropped after 15 s.
+        var link = Start(Port, TimeSpan.FromSeconds(60));
+        await WaitConnectedAsync(link);
+        await Task.Delay(TimeSpan.FromSeconds(17));
+        Assert.True(link.IsConnected);
+        Assert.Equal(1, link.Connects);
+        Assert.InRange(link.Pings, 1, 2);
+    }
+}
+
+/// <summary>A TCP relay that can go silent, as a cut cable: both connections stay open and nothing gets through.</summary>
+internal sealed class SilenceableProxy : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly int _target;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ConcurrentBag<TcpClient> _sockets = [];
+    private volatile bool _silent;
+
+    public SilenceableProxy(int target)
+    {
+        _target = target;
+        _listener.Start();
+        _ = AcceptAsync();
+    }
+
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    public void Silence() => _silent = true;
+
+    /// <summary>Lets traffic through again; the connections made before are closed (their streams are cut mid-packet).</summary>
+    public void Restore()
+    {
+        foreach (var socket in _sockets)
+        {
+            socket.Dispose();
+        }
+
+        _sockets.Clear();
+        _silent = false;
+    }
+
+    private async Task AcceptAsync()
+    {
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                var client = await _listener.AcceptTcpClientAsync(_stop.Token);
+                var upstream = new TcpClient();
+                await upstream.ConnectAsync(IPAddress.Loopback, _target, _stop.Token);
+                _sockets.Add(client);
+                _sockets.Add(upstream);
+                _ = PumpAsync(client, upstream);
+                _ = PumpAsync(upstream, client);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private async Task PumpAsync(TcpClient from, TcpClient to)
+    {
+        var buffer = new byte[16 * 1024];
+        try
+        {
+            while (true)
+            {
+                var n = await from.GetStream().ReadAsync(buffer, _stop.Token);
+                if (n == 0)
+                {
+                    break;
+                }
+
+                if (!_silent)
+                {
+                    await to.GetStream().WriteAsync(buffer.AsMemory(0, n), _stop.Token);
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+        }
+
+        // While silent a close does not get through either: the broker learns of it only from the keepalive.
+        from.Dispose();
+        if (!_silent)
+        {
+            to.Dispose();
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        Restore();
+        return ValueTask.CompletedTask;
+    }
+}
