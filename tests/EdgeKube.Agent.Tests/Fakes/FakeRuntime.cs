@@ -15,6 +15,17 @@ public sealed class FakeRuntime(TimeProvider time) : IContainerRuntime
     private readonly HashSet<string> _images = new(StringComparer.Ordinal);
     private int _next;
 
+    // The last relist's answer, kept until a call changes something: hollow nodes relist every second, as
+    // kubelet does, and 10,000 of them in one bench process must not rebuild unchanged listings.
+    private RuntimeListing? _listing;
+    private IReadOnlyDictionary<string, string>? _listingSelector;
+
+    private static readonly HashSet<string> ReadOnlyCalls = new(StringComparer.Ordinal)
+    {
+        "Version", "Status", "PodSandboxStatus", "ListPodSandbox", "ListContainers", "ListPodStates", "ContainerStatus",
+        "ExecSync", "ListContainerStats", "ImageStatus", "ListImages",
+    };
+
     public List<string> Calls { get; } = [];
 
     /// <summary>Whether calls are recorded in <see cref="Calls"/>; the benchmarks' hollow nodes run for long and turn it off.</summary>
@@ -57,6 +68,7 @@ public sealed class FakeRuntime(TimeProvider time) : IContainerRuntime
             c.ExitCode = exitCode;
             c.Reason = reason;
             c.FinishedAt = Nanos();
+            _listing = null;
         }
     }
 
@@ -214,13 +226,21 @@ public sealed class FakeRuntime(TimeProvider time) : IContainerRuntime
     }
 
     private Task<RuntimeListing> ListPodStatesNowAsync(IReadOnlyDictionary<string, string> labelSelector) => Call("ListPodStates", () =>
-        new RuntimeListing(
-            [.. _sandboxes.Values
-                .Where(s => labelSelector.All(kv => s.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value))
-                .Select(s => new ListedSandbox(s.Id, s.Metadata.Uid, s.State))],
-            [.. _containers.Values
-                .Where(c => labelSelector.All(kv => c.Status.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value))
-                .Select(c => new ListedContainer(c.Status.Id, c.SandboxId, c.Status.State))]));
+    {
+        if (_listing is null || !ReferenceEquals(_listingSelector, labelSelector))
+        {
+            _listingSelector = labelSelector;
+            _listing = new RuntimeListing(
+                [.. _sandboxes.Values
+                    .Where(s => labelSelector.All(kv => s.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value))
+                    .Select(s => new ListedSandbox(s.Id, s.Metadata.Uid, s.State))],
+                [.. _containers.Values
+                    .Where(c => labelSelector.All(kv => c.Status.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value))
+                    .Select(c => new ListedContainer(c.Status.Id, c.SandboxId, c.Status.State))]);
+        }
+
+        return _listing;
+    });
 
     public Task<ContainerStatus?> ContainerStatusAsync(string containerId, CancellationToken cancellationToken) =>
         Call("ContainerStatus", () => _containers.TryGetValue(containerId, out var c) ? c.Status.Clone() : null);
@@ -259,6 +279,11 @@ public sealed class FakeRuntime(TimeProvider time) : IContainerRuntime
             if (RecordCalls)
             {
                 Calls.Add(name);
+            }
+
+            if (!ReadOnlyCalls.Contains(name))
+            {
+                _listing = null;
             }
 
             if (Errors.TryGetValue(name, out var q) && q.Count > 0)
