@@ -110,8 +110,17 @@ public sealed partial class DesiredPodStore
 
             foreach (var pod in pods)
             {
+                // A source hands back the very object it gave before for a pod that did not change (the MQTT
+                // source keeps them between messages): no need to serialize both to see that. Each message
+                // for one pod would otherwise serialize every pod of the node twice.
+                var known = _pods.TryGetValue(pod.Uid(), out var old);
+                if (known && ReferenceEquals(old!.Pod, pod))
+                {
+                    continue;
+                }
+
                 var json = KubeJson.Serialize(pod);
-                if (_pods.TryGetValue(pod.Uid(), out var old) && KubeJson.Serialize(old.Pod) == json)
+                if (known && KubeJson.Serialize(old!.Pod) == json)
                 {
                     continue;
                 }

@@ -46,6 +46,29 @@ public sealed class DesiredPodStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_pod_handed_again_is_neither_written_nor_announced_again_and_a_changed_one_is()
+    {
+        var store = new DesiredPodStore(_dir, NullLogger<DesiredPodStore>.Instance);
+        var events = new List<string>();
+        store.PodUpdated += p => events.Add("+" + p.Uid + ":" + p.Pod.Spec.Containers[0].Image);
+        var a = TestPods.Simple(uid: "a");
+        var b = TestPods.Simple(uid: "b");
+        store.SetSource("mqtt", [a], []);
+        var fileA = Path.Combine(_dir, "desired", "a.json");
+        File.Delete(fileA);
+
+        // The MQTT source hands the same objects back with each message; only the new pod is written.
+        store.SetSource("mqtt", [a, b], []);
+        Assert.False(File.Exists(fileA));
+
+        var changed = TestPods.Simple(uid: "a");
+        changed.Spec.Containers[0].Image = "busybox:changed";
+        store.SetSource("mqtt", [changed, b], []);
+        Assert.True(File.Exists(fileA));
+        Assert.Equal(["+a:" + a.Spec.Containers[0].Image, "+b:" + b.Spec.Containers[0].Image, "+a:busybox:changed"], events);
+    }
+
+    [Fact]
     public void Garbage_files_are_skipped_and_quarantined()
     {
         var store = new DesiredPodStore(_dir, NullLogger<DesiredPodStore>.Instance);
