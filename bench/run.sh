@@ -17,4 +17,8 @@ command -v containerd >/dev/null && command -v kubectl >/dev/null || bash script
 dotnet build bench/EdgeKube.Bench/EdgeKube.Bench.csproj -c Release --nologo -v quiet
 # The footprint, startup, failure and bandwidth scenarios run the NativeAOT agent; publish it once.
 [ -x artifacts/publish/linux-x64/edgekube-agent ] || bash scripts/publish.sh linux-x64
+# The bench process's own GC (it holds up to 10,000 hollow nodes and their pods): a 512 MiB gen0 budget, so
+# a collection, which must scan the cards of a heap of gigabytes, comes every few seconds instead of several
+# times a second (docs/benchmarks.md, Master scale). The master and agents it starts do not inherit these.
+export DOTNET_GCgen0size=0x20000000 DOTNET_GCGen0MaxBudget=0x20000000
 exec dotnet bench/EdgeKube.Bench/bin/Release/net10.0/edgekube-bench.dll "$@"

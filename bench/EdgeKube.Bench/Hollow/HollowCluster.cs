@@ -11,6 +11,7 @@ public sealed class HollowCluster : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private Task? _watch;
+    private Task? _nodeWatch;
 
     private HollowCluster(MasterProc master, HollowFleet fleet, TcpProxy? proxy)
     {
@@ -31,6 +32,14 @@ public sealed class HollowCluster : IAsyncDisposable
 
     public ConcurrentDictionary<string, DateTime> RunningAt { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Whether each node is Ready, as a watch on the API last showed it. Waiting on this instead of listing
+    /// the nodes again and again matters at 10,000 nodes: each list is some 30 MB of JSON for the master to
+    /// write and the bench to parse, and polling it every 250 ms for the lost nodes kept both so busy that
+    /// the bench process, which also holds the hollow nodes, fell behind.
+    /// </summary>
+    public ConcurrentDictionary<string, bool> NodeReady { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Starts a master and <paramref name="nodes"/> hollow nodes; the first <paramref name="proxied"/> go through a counting proxy.</summary>
     public static async Task<HollowCluster> StartAsync(int nodes, int proxied, TimeSpan keepAlive)
     {
@@ -43,7 +52,25 @@ public sealed class HollowCluster : IAsyncDisposable
         var fleet = new HollowFleet(nodes, i => i < proxied ? proxy!.Port : master.MqttPort, keepAlive);
         var cluster = new HollowCluster(master, fleet, proxy);
         cluster._watch = master.WatchAsync("/api/v1/pods", cluster.OnPod, cluster._stop.Token);
+        cluster._nodeWatch = master.WatchAsync("/api/v1/nodes", cluster.OnNode, cluster._stop.Token);
         return cluster;
+    }
+
+    private void OnNode(string type, JsonObject node)
+    {
+        if (node["metadata"]?["name"]?.GetValue<string>() is not { } name)
+        {
+            return;
+        }
+
+        if (type == "DELETED")
+        {
+            NodeReady.TryRemove(name, out _);
+        }
+        else if (type is "ADDED" or "MODIFIED")
+        {
+            NodeReady[name] = Infra.Cluster.Ready(node);
+        }
     }
 
     private void OnPod(string type, JsonObject pod)
@@ -74,7 +101,11 @@ public sealed class HollowCluster : IAsyncDisposable
     }
 
     public async Task WaitNodesReadyAsync(int count, TimeSpan timeout) =>
-        await Run.UntilAsync(async () => (await ReadyNodesAsync()).Count >= count, timeout, $"{count} nodes Ready", 1000);
+        await Run.UntilAsync(() => Task.FromResult(NodeReady.Count(n => n.Value) >= count), timeout, $"{count} nodes Ready", 200);
+
+    /// <summary>Waits until the watch has shown every one of <paramref name="names"/> not Ready.</summary>
+    public async Task WaitNotReadyAsync(IReadOnlyCollection<string> names, TimeSpan timeout) =>
+        await Run.UntilAsync(() => Task.FromResult(names.All(n => NodeReady.TryGetValue(n, out var ready) && !ready)), timeout, $"{names.Count} nodes NotReady", 100);
 
     /// <summary>Creates <paramref name="count"/> pods through the API (8 requests in flight), unbound: the scheduler places them.</summary>
     /// <summary>Pod creates in flight at once (a client's concurrency, as kubemark's density test drives the API).</summary>
@@ -103,16 +134,19 @@ public sealed class HollowCluster : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
-        if (_watch is not null)
+        foreach (var watch in new[] { _watch, _nodeWatch })
         {
             try
             {
-                await _watch;
+                if (watch is not null)
+                {
+                    await watch;
+                }
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // The figures are taken; a watch that ended badly must not lose them.
-                Console.Error.WriteLine($"bench: the pod watch had ended: {e.Message}");
+                Console.Error.WriteLine($"bench: a watch had ended: {e.Message}");
             }
         }
 

@@ -79,10 +79,7 @@ public sealed partial class AgentProc : IAsyncDisposable
             psi.ArgumentList.Add(a);
         }
 
-        foreach (var (name, value) in ExtraEnvironment)
-        {
-            psi.Environment[name] = value;
-        }
+        Run.SetChildEnvironment(psi, ExtraEnvironment);
 
         _process = Process.Start(psi) ?? throw new InvalidOperationException("could not start edgekube-agent");
         _process.OutputDataReceived += (_, e) => _log.Add(e.Data);

@@ -49,10 +49,7 @@ public sealed class MasterProc : IAsyncDisposable
             psi.ArgumentList.Add(a);
         }
 
-        foreach (var (name, value) in ExtraEnvironment)
-        {
-            psi.Environment[name] = value;
-        }
+        Run.SetChildEnvironment(psi, ExtraEnvironment);
 
         _process = Process.Start(psi) ?? throw new InvalidOperationException("could not start edgekube-master");
         _process.OutputDataReceived += (_, e) => _log.Add(e.Data);

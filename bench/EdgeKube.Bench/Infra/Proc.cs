@@ -150,6 +150,24 @@ public sealed record GcSample(long HeapBytes, long CommittedBytes, long Allocate
 /// <summary>Running helper processes.</summary>
 public static class Run
 {
+    /// <summary>
+    /// Sets a measured child's environment: the bench's own GC settings (DOTNET_GC*, which bench/run.sh gives
+    /// the bench process for its hollow nodes) are removed, so the master and the agent run as they ship,
+    /// with only the settings a run asked for (<c>--master-env</c>, <c>--agent-env</c>) added.
+    /// </summary>
+    public static void SetChildEnvironment(ProcessStartInfo psi, IReadOnlyDictionary<string, string> extra)
+    {
+        foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("DOTNET_GC", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            psi.Environment.Remove(name);
+        }
+
+        foreach (var (name, value) in extra)
+        {
+            psi.Environment[name] = value;
+        }
+    }
+
     public static Task<(int Code, string Output)> ProcessAsync(string file, IEnumerable<string> args, string? stdin = null, TimeSpan? timeout = null) =>
         ProcessRunner.RunAsync(file, args, timeout ?? TimeSpan.FromMinutes(5), stdin);
 

@@ -28,7 +28,7 @@ public static class Scale
 
         report.Note("Hollow nodes: the real agent (EdgeKube.Agent's Agent: MQTT link, pod source, pod workers, status manager, node reporter) over the unit tests' in-memory runtime, all in the bench process, like kubemark. The master is its own process with its embedded broker; both share this machine's cores with the hollow nodes.");
         report.Note($"Pods are created through the API ({HollowCluster.CreateParallelism} requests in flight) without a node; 'scheduling pods/s' is pods / (last pod bound − first create). 'all Running' is from the first create until a watch on the API has shown every pod Running.");
-        report.Note($"'10% nodes lost': the first 10% of the nodes reach the broker through a proxy that then swallows all traffic silently (a network cut); the broker notices after 1.5 × keepalive ({KeepAlive.TotalSeconds} s), publishes the will, and the master marks the node NotReady. Time until the API shows all of them NotReady.");
+        report.Note($"'10% nodes lost': the first 10% of the nodes reach the broker through a proxy that then swallows all traffic silently (a network cut); the broker notices after 1.5 × keepalive ({KeepAlive.TotalSeconds} s), publishes the will, and the master marks the node NotReady. Time until a watch on the API has shown all of them NotReady.");
         report.Note($"kubectl get pods -A: median (min–max) of {o.Runs} runs, wall time of the whole kubectl process.");
         return report;
     }
@@ -84,7 +84,7 @@ public static class Scale
         var lostNames = cluster.Fleet.Nodes.Take(lost).Select(h => h.Name).ToHashSet(StringComparer.Ordinal);
         var lossClock = Stopwatch.StartNew();
         cluster.Proxy!.Cut();
-        await Run.UntilAsync(async () => !(await cluster.ReadyNodesAsync()).Overlaps(lostNames), TimeSpan.FromMinutes(5), $"{lost} lost nodes NotReady", 250);
+        await cluster.WaitNotReadyAsync(lostNames, TimeSpan.FromMinutes(5));
         var loss = lossClock.Elapsed.TotalSeconds;
         cluster.Proxy.DropAll();
 
