@@ -19,8 +19,7 @@ namespace EdgeKube.Agent.Tests.Mqtt;
 public abstract class MqttLinkKeepAliveTests : IAsyncLifetime
 {
     private const string Node = "board-1";
-    private readonly CancellationTokenSource _stop = new();
-    private readonly List<(MqttLink Link, Task Run)> _links = [];
+    private readonly LinkRunner _links = new();
     private IMqttClient? _observer;
 
     protected string DataDir { get; } = Directory.CreateTempSubdirectory("edgekube-keepalive-").FullName;
@@ -99,8 +98,7 @@ public abstract class MqttLinkKeepAliveTests : IAsyncLifetime
     {
         var link = new MqttLink(new BrokerOptions { Url = new Uri($"mqtt://127.0.0.1:{port}"), Username = Node, Password = _nodePassword, KeepAlive = keepAlive },
             Node, TimeProvider.System, NullLogger<MqttLink>.Instance) { PodNetwork = false };
-        _links.Add((link, link.RunAsync(_stop.Token)));
-        return link;
+        return _links.Run(link);
     }
 
     protected static Task WaitConnectedAsync(MqttLink link) =>
@@ -108,20 +106,7 @@ public abstract class MqttLinkKeepAliveTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        await _stop.CancelAsync();
-        foreach (var (link, run) in _links)
-        {
-            try
-            {
-                await run;
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            await link.DisposeAsync();
-        }
-
+        await _links.DisposeAsync();
         _observer?.Dispose();
         await StopBrokerAsync();
         Directory.Delete(DataDir, recursive: true);
@@ -149,47 +134,28 @@ public sealed class EmbeddedBrokerKeepAliveTests : MqttLinkKeepAliveTests
 
 public sealed class MosquittoKeepAliveTests : MqttLinkKeepAliveTests
 {
-    private Process? _mosquitto;
-
     /// <summary>
     /// mosquitto's max_keepalive (10 s is the least it takes): an MQTT 5 client asking for more is told this in
     /// the CONNACK's Server Keep Alive. The other tests ask for less and are not affected.
     /// </summary>
     private const int MaxKeepAlive = 10;
 
+    private MosquittoProcess? _mosquitto;
+
     protected override async Task StartBrokerAsync()
     {
         var files = MosquittoConfig.Write(Path.Combine(DataDir, "mosquitto"), Credentials, new NodeAcl(), Port, runAsUser: "root");
         var conf = files.Single(f => f.EndsWith(".conf", StringComparison.Ordinal));
         File.AppendAllText(conf, $"max_keepalive {MaxKeepAlive}\n");
-        _mosquitto = Process.Start(new ProcessStartInfo("mosquitto", ["-c", conf]) { RedirectStandardError = true, RedirectStandardOutput = true })
-            ?? throw new InvalidOperationException("mosquitto did not start");
-        await Eventually.Until(async () =>
-        {
-            if (_mosquitto.HasExited)
-            {
-                Assert.Fail("mosquitto exited: " + await _mosquitto.StandardOutput.ReadToEndAsync() + await _mosquitto.StandardError.ReadToEndAsync());
-            }
-
-            try
-            {
-                using var tcp = new TcpClient();
-                await tcp.ConnectAsync(IPAddress.Loopback, Port);
-                return true;
-            }
-            catch (SocketException)
-            {
-                return false;
-            }
-        }, TimeSpan.FromSeconds(15), () => "mosquitto is not listening");
+        _mosquitto = new MosquittoProcess(Port);
+        await _mosquitto.StartAsync(conf);
     }
 
     protected override async Task StopBrokerAsync()
     {
-        if (_mosquitto is { HasExited: false })
+        if (_mosquitto is not null)
         {
-            _mosquitto.Kill();
-            await _mosquitto.WaitForExitAsync();
+            await _mosquitto.StopAsync();
         }
     }
 

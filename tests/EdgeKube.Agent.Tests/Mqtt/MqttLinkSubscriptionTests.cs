@@ -12,8 +12,7 @@ namespace EdgeKube.Agent.Tests.Mqtt;
 public sealed class MqttLinkSubscriptionTests : IAsyncLifetime
 {
     private readonly TestBroker _broker = new(new Dictionary<string, string> { ["net-node"] = "s1", ["plain-node"] = "s2" });
-    private readonly CancellationTokenSource _stop = new();
-    private readonly List<(MqttLink Link, Task Run)> _links = [];
+    private readonly LinkRunner _links = new();
 
     public async Task InitializeAsync()
     {
@@ -49,26 +48,13 @@ public sealed class MqttLinkSubscriptionTests : IAsyncLifetime
             topics.Enqueue(m.Topic);
             return Task.CompletedTask;
         };
-        _links.Add((link, link.RunAsync(_stop.Token)));
+        _links.Run(link);
         return topics;
     }
 
     public async Task DisposeAsync()
     {
-        await _stop.CancelAsync();
-        foreach (var (link, run) in _links)
-        {
-            try
-            {
-                await run;
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            await link.DisposeAsync();
-        }
-
+        await _links.DisposeAsync();
         await _broker.DisposeAsync();
     }
 }
