@@ -28,6 +28,13 @@ internal static class KubeJson
         JsonSerializer.Serialize(writer, node, KubeJsonContext.Default.V1Node);
     }
 
+    /// <summary>The pod status as UTF-8 JSON, through <paramref name="writer"/> (flushed).</summary>
+    public static void Serialize(V1PodStatus status, Utf8JsonWriter writer)
+    {
+        JsonSerializer.Serialize(writer, status, KubeJsonContext.Default.V1PodStatus);
+        writer.Flush();
+    }
+
     public static string Serialize(V1Container container) => JsonSerializer.Serialize(container, KubeJsonContext.Default.V1Container);
 
     public static V1Pod? DeserializePod(string json) => JsonSerializer.Deserialize(json, KubeJsonContext.Default.V1Pod);

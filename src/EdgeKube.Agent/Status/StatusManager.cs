@@ -1,5 +1,8 @@
-using EdgeKube.Agent.Json;
+using System.Buffers;
+using System.IO.Hashing;
+using System.Text;
 using System.Text.Json;
+using EdgeKube.Agent.Json;
 using EdgeKube.Agent.Store;
 using k8s;
 using k8s.Models;
@@ -11,10 +14,19 @@ namespace EdgeKube.Agent.Status;
 /// The only writer of pod status. Keeps the latest status of every pod, persists it under
 /// <c>{state-dir}/status</c>, and tells its subscribers on change only.
 /// </summary>
+/// <remarks>
+/// A change is found by comparing a 128-bit digest (XXH128) of the status' UTF-8 JSON, written into a
+/// per-thread buffer, with the digest of the one held. Holding the JSON itself cost about 2 KB per pod
+/// (UTF-16), more than the status object; the digest is 16 bytes, and an unchanged status, the common case
+/// on every relist, allocates nothing.
+/// </remarks>
 public sealed partial class StatusManager
 {
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_json;
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
+
     private readonly object _lock = new();
-    private readonly Dictionary<string, (V1PodStatus Status, string Json)> _statuses = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (V1PodStatus Status, UInt128 Digest)> _statuses = new(StringComparer.Ordinal);
     private readonly string _dir;
     private readonly ILogger<StatusManager> _logger;
 
@@ -46,7 +58,7 @@ public sealed partial class StatusManager
                 var status = KubeJson.DeserializePodStatus(record.Status) ?? throw new JsonException("empty status");
                 lock (_lock)
                 {
-                    _statuses[record.Uid] = (status, record.Status);
+                    _statuses[record.Uid] = (status, Digest(status));
                 }
             }
             catch (Exception e) when (e is JsonException or IOException or NotSupportedException or FormatException)
@@ -76,15 +88,15 @@ public sealed partial class StatusManager
     /// <summary>Sets a pod's status; returns true when it changed.</summary>
     public bool Set(string uid, V1PodStatus status)
     {
-        var json = KubeJson.Serialize(status);
+        var digest = Digest(status);
         lock (_lock)
         {
-            if (_statuses.TryGetValue(uid, out var old) && old.Json == json)
+            if (_statuses.TryGetValue(uid, out var old) && old.Digest == digest)
             {
                 return false;
             }
 
-            _statuses[uid] = (status, json);
+            _statuses[uid] = (status, digest);
             Updates++;
         }
 
@@ -95,10 +107,11 @@ public sealed partial class StatusManager
         lock (_lock)
         {
             // Unless the pod was removed or set again meanwhile (that write is the newer one).
-            if (_statuses.TryGetValue(uid, out var current) && ReferenceEquals(current.Json, json))
+            if (_statuses.TryGetValue(uid, out var current) && ReferenceEquals(current.Status, status))
             {
                 try
                 {
+                    var json = Encoding.UTF8.GetString(Serialize(status));
                     AtomicFile.WriteAllText(Path.Combine(_dir, uid + ".json"), JsonSerializer.Serialize(new PersistedStatus(uid, json), StoreJsonContext.Default.PersistedStatus), durable: false);
                 }
                 catch (IOException e)
@@ -122,6 +135,27 @@ public sealed partial class StatusManager
         // Also when there was no status: listeners learn the pod is gone even if it never reported one.
         StatusRemoved?.Invoke(uid);
     }
+
+    /// <summary>The status as UTF-8 JSON, in this thread's buffer: valid until the thread's next call.</summary>
+    private static ReadOnlySpan<byte> Serialize(V1PodStatus status)
+    {
+        var json = t_json ??= new ArrayBufferWriter<byte>(4096);
+        json.ResetWrittenCount();
+        var writer = t_writer ??= new Utf8JsonWriter(json);
+        writer.Reset(json);
+        KubeJson.Serialize(status, writer);
+        var written = json.WrittenSpan;
+        if (json.Capacity > 64 * 1024)
+        {
+            // One huge status (thousands of containers) does not pin its buffer to the thread for good.
+            t_json = null;
+            t_writer = null;
+        }
+
+        return written;
+    }
+
+    internal static UInt128 Digest(V1PodStatus status) => XxHash128.HashToUInt128(Serialize(status));
 
     [LoggerMessage(EventId = 500, Level = LogLevel.Error, Message = "Skipping unreadable status file {File}: {Error}")]
     private partial void LogCorruptFile(string file, string error);
