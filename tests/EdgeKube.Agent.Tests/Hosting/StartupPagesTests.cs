@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using EdgeKube.Agent.Hosting;
 
 namespace EdgeKube.Agent.Tests.Hosting;
@@ -35,4 +37,91 @@ public sealed class StartupPagesTests
             (0x55d0c1d94000UL, 0x2000L),
         ], chosen);
     }
+
+    /// <summary>
+    /// On this machine's kernel and disk: after the release, a file mapping keeps only the pages touched since,
+    /// one page per touch. Without MADV_RANDOM each touch brought back 128 KiB (read-ahead and fault-around).
+    /// </summary>
+    [Fact]
+    public void After_the_release_a_touch_maps_back_its_own_page_and_not_its_neighbours()
+    {
+        const int Page = 4096;
+        const int Size = 8 << 20;
+        // Beside the test binaries, on a real disk: tmpfs pages cannot be reclaimed.
+        var dir = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "startup-pages-" + Guid.NewGuid().ToString("N")));
+        var path = Path.Combine(dir.FullName, "image.bin");
+        try
+        {
+            using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
+            {
+                file.Write(RandomNumberGenerator.GetBytes(Size));
+                file.Flush(flushToDisk: true);
+            }
+
+            using var handle = File.OpenHandle(path);
+            var start = Mmap(0, Size, ProtRead, MapPrivate, handle.DangerousGetHandle().ToInt32(), 0);
+            Assert.NotEqual(-1, start);
+            try
+            {
+                long sum = 0;
+                for (var offset = 0; offset < Size; offset += Page)
+                {
+                    sum += Marshal.ReadByte(start, offset);
+                }
+
+                Assert.True(sum > 0);
+                Assert.Equal(Size / Page, Resident(start, Size));
+
+                var advised = StartupPages.Release(path, "/proc/self/maps");
+
+                Assert.Equal(Size, advised);
+                var afterRelease = Resident(start, Size);
+                Assert.True(afterRelease < Size / Page / 10, $"{afterRelease} of {Size / Page} pages still resident after the release");
+
+                const int Stride = 256 * 1024;
+                for (var offset = 0; offset < Size; offset += Stride)
+                {
+                    sum += Marshal.ReadByte(start, offset);
+                }
+
+                var touched = Size / Stride;
+                var resident = Resident(start, Size);
+                Assert.True(resident <= afterRelease + touched, $"{touched} pages touched, {resident - afterRelease} came back");
+            }
+            finally
+            {
+                Munmap(start, Size);
+            }
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Pages of [start, start + length) mapped in this process (/proc/self/pagemap, bit 63).</summary>
+    private static int Resident(nint start, int length)
+    {
+        var pages = length / 4096;
+        var entries = new byte[pages * 8];
+        using var pagemap = new FileStream("/proc/self/pagemap", FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+        pagemap.Seek(start / 4096 * 8, SeekOrigin.Begin);
+        pagemap.ReadExactly(entries);
+        var resident = 0;
+        for (var i = 0; i < pages; i++)
+        {
+            resident += (int)(BitConverter.ToUInt64(entries, i * 8) >> 63);
+        }
+
+        return resident;
+    }
+
+    private const int ProtRead = 1;
+    private const int MapPrivate = 2;
+
+    [DllImport("libc", EntryPoint = "mmap", SetLastError = true)]
+    private static extern nint Mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);
+
+    [DllImport("libc", EntryPoint = "munmap")]
+    private static extern int Munmap(nint address, nuint length);
 }
