@@ -15,7 +15,7 @@ public static class Program
         if (error is not null)
         {
             Console.Error.WriteLine("edgekube-bench: " + error);
-            Console.Error.WriteLine($"usage: bench/run.sh [{string.Join('|', Order)}|trace]... [--runs N] [--window SECONDS] [--nodes 100,1000] [--pods-per-node 10] [--out DIR] [--agent PATH] [--agent-env NAME=VALUE]... [--master-env NAME=VALUE]...");
+            Console.Error.WriteLine($"usage: bench/run.sh [{string.Join('|', Order)}|trace]... [--runs N] [--window SECONDS] [--nodes 100,1000] [--pods-per-node 10] [--create-rate PODS_PER_S] [--out DIR] [--agent PATH] [--agent-env NAME=VALUE]... [--master-env NAME=VALUE]...");
             return 2;
         }
 
@@ -74,6 +74,12 @@ public sealed record BenchOptions
 
     public int PodsPerNode { get; init; } = 10;
 
+    /// <summary>
+    /// Pods created per second in the scale scenario (0: as fast as 32 requests in flight go). SIG Scalability's
+    /// load tests create at a fixed rate too, so that creation does not race the scheduler for the master's cores.
+    /// </summary>
+    public double CreateRate { get; init; }
+
     public string OutDir { get; init; } = Path.Combine(EdgeKube.Testing.ContainerdHost.RepoRoot, "bench", "results");
 
     /// <summary>Another agent executable than the published NativeAOT one (e.g. the JIT build, to attach dotnet-trace or dotnet-gcdump).</summary>
@@ -115,6 +121,7 @@ public sealed record BenchOptions
                     case "--window": o = o with { Window = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--nodes": o = o with { Nodes = [.. Next().Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture))] }; break;
                     case "--pods-per-node": o = o with { PodsPerNode = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--create-rate": o = o with { CreateRate = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--out": o = o with { OutDir = Path.GetFullPath(Next()) }; break;
                     case "--agent": o = o with { AgentBinary = Path.GetFullPath(Next()) }; break;
                     case "--agent-env": o = o with { AgentEnvironment = With(o.AgentEnvironment, Next()) }; break;
@@ -130,9 +137,9 @@ public sealed record BenchOptions
             }
         }
 
-        if (o.Runs < 1 || o.Window < 1 || o.PodsPerNode < 0 || o.Nodes.Any(n => n < 1))
+        if (o.Runs < 1 || o.Window < 1 || o.PodsPerNode < 0 || o.Nodes.Any(n => n < 1) || o.CreateRate < 0 || !double.IsFinite(o.CreateRate))
         {
-            error = "--runs, --window and --nodes must be positive";
+            error = "--runs, --window and --nodes must be positive, --create-rate 0 or more";
         }
 
         return o;

@@ -107,18 +107,26 @@ public sealed class HollowCluster : IAsyncDisposable
     public async Task WaitNotReadyAsync(IReadOnlyCollection<string> names, TimeSpan timeout) =>
         await Run.UntilAsync(() => Task.FromResult(names.All(n => NodeReady.TryGetValue(n, out var ready) && !ready)), timeout, $"{names.Count} nodes NotReady", 100);
 
-    /// <summary>Creates <paramref name="count"/> pods through the API (8 requests in flight), unbound: the scheduler places them.</summary>
     /// <summary>Pod creates in flight at once (a client's concurrency, as kubemark's density test drives the API).</summary>
     public const int CreateParallelism = 32;
 
-    public async Task CreatePodsAsync(int count)
+    /// <summary>Creates <paramref name="count"/> pods through the API; with a <paramref name="rate"/>, pod i is sent no earlier than i / rate seconds after the first.</summary>
+    public async Task CreatePodsAsync(int count, double rate = 0)
     {
+        var clock = Stopwatch.StartNew();
         await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = CreateParallelism }, async (i, _) =>
+        {
+            if (rate > 0 && TimeSpan.FromSeconds(i / rate) - clock.Elapsed is { Ticks: > 0 } wait)
+            {
+                await Task.Delay(wait);
+            }
+
             await Master.PostAsync("/api/v1/namespaces/default/pods", $$$$"""
                 {"apiVersion":"v1","kind":"Pod","metadata":{"name":"hp-{{{{i:D6}}}}","namespace":"default"},
                  "spec":{"terminationGracePeriodSeconds":1,"containers":[{"name":"app","image":"{{{{ContainerdHost.BusyboxImageName}}}}","imagePullPolicy":"IfNotPresent","command":["sleep","36000"],
                  "resources":{"requests":{"cpu":"1m","memory":"1Mi"}}}]}}
-                """));
+                """);
+        });
     }
 
     public async Task WaitAllRunningAsync(int count, TimeSpan timeout) =>

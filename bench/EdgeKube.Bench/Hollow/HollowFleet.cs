@@ -54,7 +54,7 @@ public sealed class HollowNode(string name, AgentOptions options, ILoggerFactory
 public sealed class HollowFleet : IAsyncDisposable
 {
     private const string Password = "hollow-node-password";
-    private readonly ILoggerFactory _loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Error).AddSimpleConsole(o => o.SingleLine = true));
+    private readonly ILoggerFactory _loggers;
     // In memory when the machine has a tmpfs: every hollow node keeps its state files as an agent does (and
     // fsyncs them), and 10,000 of them on the one disk the master also writes to would measure the disk.
     private readonly string _root = Directory.Exists("/dev/shm")
@@ -63,6 +63,11 @@ public sealed class HollowFleet : IAsyncDisposable
 
     public HollowFleet(int count, Func<int, int> brokerPortOf, TimeSpan keepAlive)
     {
+        // Errors printed, warnings and errors counted (Warnings).
+        _loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Warning)
+            .AddSimpleConsole(o => o.SingleLine = true)
+            .AddFilter<Microsoft.Extensions.Logging.Console.ConsoleLoggerProvider>(level => level >= LogLevel.Error)
+            .AddProvider(Warnings));
         var (procRoot, sysRoot) = SnapshotHost(_root);
         Nodes = [.. Enumerable.Range(0, count).Select(i =>
         {
@@ -91,6 +96,9 @@ public sealed class HollowFleet : IAsyncDisposable
     }
 
     public IReadOnlyList<HollowNode> Nodes { get; }
+
+    /// <summary>The hollow nodes' warnings and errors, counted by logger and event.</summary>
+    public LogCounter Warnings { get; } = new();
 
     /// <summary>
     /// One copy of the host files the agent samples (memory, PIDs, CPU time, kernel), taken once, for every

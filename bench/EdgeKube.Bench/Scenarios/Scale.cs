@@ -27,7 +27,7 @@ public static class Scale
         }
 
         report.Note("Hollow nodes: the real agent (EdgeKube.Agent's Agent: MQTT link, pod source, pod workers, status manager, node reporter) over the unit tests' in-memory runtime, all in the bench process, like kubemark. The master is its own process with its embedded broker; both share this machine's cores with the hollow nodes.");
-        report.Note($"Pods are created through the API ({HollowCluster.CreateParallelism} requests in flight) without a node; 'scheduling pods/s' is pods / (last pod bound − first create). 'all Running' is from the first create until a watch on the API has shown every pod Running.");
+        report.Note($"Pods are created through the API ({HollowCluster.CreateParallelism} requests in flight{(o.CreateRate > 0 ? $", at most {o.CreateRate:0.#} a second" : string.Empty)}) without a node; 'scheduling pods/s' is pods / (last pod bound − first create). 'all Running' is from the first create until a watch on the API has shown every pod Running.");
         report.Note($"'10% nodes lost': the first 10% of the nodes reach the broker through a proxy that then swallows all traffic silently (a network cut); the broker notices after 1.5 × keepalive ({KeepAlive.TotalSeconds} s), publishes the will, and the master marks the node NotReady. Time until a watch on the API has shown all of them NotReady.");
         report.Note($"kubectl get pods -A: median (min–max) of {o.Runs} runs, wall time of the whole kubectl process.");
         return report;
@@ -48,9 +48,18 @@ public static class Scale
 
         var cpu0 = cluster.Master.Sample();
         var t0 = DateTime.UtcNow;
-        var create = await HollowCluster.TimeAsync(() => cluster.CreatePodsAsync(pods));
+        var create = await HollowCluster.TimeAsync(() => cluster.CreatePodsAsync(pods, o.CreateRate));
         Console.Error.WriteLine($"bench scale: {pods} pods created in {create:0.0} s");
-        await cluster.WaitAllRunningAsync(pods, TimeSpan.FromMinutes(30));
+        try
+        {
+            await cluster.WaitAllRunningAsync(pods, TimeSpan.FromMinutes(30));
+        }
+        finally
+        {
+            PrintWarnings(cluster, "until all pods Running");
+        }
+
+        var warnings = cluster.Fleet.Warnings.Counts();
         var cpu1 = cluster.Master.Sample();
         var lastBound = cluster.BoundAt.Values.Max();
         var lastRunning = cluster.RunningAt.Values.Max();
@@ -97,6 +106,7 @@ public static class Scale
         report.Data[$"nodes{nodes}"] = new JsonObject
         {
             ["pods"] = pods,
+            ["createRatePodsPerSecond"] = o.CreateRate,
             ["nodesReadySeconds"] = register,
             ["createSeconds"] = create,
             ["schedulingPodsPerSecond"] = throughput,
@@ -108,6 +118,17 @@ public static class Scale
             ["kubectlGetPodsSeconds"] = getS.Json(),
             ["lostNodes"] = lost,
             ["lostNotReadySeconds"] = loss,
+            ["hollowWarningsUntilRunning"] = new JsonObject([.. warnings.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]),
         };
+    }
+
+    private static void PrintWarnings(HollowCluster cluster, string when)
+    {
+        var lines = cluster.Fleet.Warnings.Summary();
+        Console.Error.WriteLine($"bench scale: hollow nodes' warnings and errors {when}: {(lines.Count == 0 ? "none" : string.Empty)}");
+        foreach (var line in lines)
+        {
+            Console.Error.WriteLine($"  {line}");
+        }
     }
 }
