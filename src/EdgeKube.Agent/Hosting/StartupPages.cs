@@ -10,21 +10,23 @@ namespace EdgeKube.Agent.Hosting;
 /// configuration, the first sync of every pod) runs through about 22 MiB of the NativeAOT binary's code and
 /// read-only data, which then stay resident although the idle agent uses a fraction of it (measured:
 /// docs/benchmarks.md, footprint). Once the agent has started, it asks the kernel to reclaim its executable's
-/// read-only mappings (<c>madvise(MADV_PAGEOUT)</c>, Linux 5.4+) and marks them <c>MADV_RANDOM</c>.
+/// read-only mappings (<c>madvise(MADV_PAGEOUT)</c>, Linux 5.4+), marks them <c>MADV_RANDOM</c>, and drops the
+/// rest of the file from the page cache (<c>posix_fadvise(POSIX_FADV_DONTNEED)</c>).
 /// </summary>
 /// <remarks>
-/// The second advice matters as much as the first. A page faulted back from the file otherwise brings its
+/// The other two matter as much as the first. A page faulted back from the file otherwise brings its
 /// neighbours: the kernel reads ahead (128 KiB) and maps every cached page around the fault (fault-around,
-/// 64 KiB). The running agent touches a few scattered functions per 64 KiB of code, so within 30 s nearly the
-/// whole image was mapped again (10 of 11 MiB, measured through /proc/PID/pagemap). With MADV_RANDOM there is
-/// no read-ahead, so only the pages touched come back; the cost is that code first run later (a pod's first
-/// start after boot) is read a page at a time. The advice never changes the contents (a page that cannot be
+/// 64 KiB). Within 30 s nearly the whole image was mapped again (10 of 11 MiB, measured through
+/// /proc/PID/pagemap). With no read-ahead and no cached neighbours, only the pages touched come back; the
+/// methods the running agent uses sit together at the start of the code (hot-methods.txt). The cost is that
+/// code first run later (a pod's first start after boot) is read from the file a page at a time. The advice never changes the contents (a page that cannot be
 /// reclaimed stays), so it is safe on any mapping; on an older kernel the call fails and nothing happens.
 /// </remarks>
 public static class StartupPages
 {
     private const int MadvRandom = 1;
     private const int MadvPageout = 21;
+    private const int PosixFadvDontNeed = 4;
 
     /// <summary>Advises the kernel to reclaim the executable's read-only mappings; returns the bytes advised (0 when unsupported).</summary>
     public static long Release() =>
@@ -46,6 +48,15 @@ public static class StartupPages
                     advised += length;
                     Madvise((nint)start, (nuint)length, MadvRandom);
                 }
+            }
+
+            if (advised > 0)
+            {
+                // The file's pages that the page cache still holds without this mapping (read ahead at start, or
+                // left there by the install that wrote the file) would be mapped by fault-around beside every
+                // page touched. Dropping them (clean pages only) leaves the cache to what is touched from now on.
+                using var file = File.OpenHandle(path);
+                PosixFadvise((int)file.DangerousGetHandle(), 0, 0, PosixFadvDontNeed);
             }
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
@@ -82,6 +93,9 @@ public static class StartupPages
     // Bound at link time in the NativeAOT binary (DirectPInvoke in EdgeKube.Agent.csproj): no library is looked up at run time.
     [DllImport("libc", EntryPoint = "madvise")]
     private static extern int Madvise(nint address, nuint length, int advice);
+
+    [DllImport("libc", EntryPoint = "posix_fadvise")]
+    private static extern int PosixFadvise(int fd, long offset, long length, int advice);
 
 }
 

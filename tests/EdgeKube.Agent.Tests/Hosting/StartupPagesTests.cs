@@ -40,7 +40,8 @@ public sealed class StartupPagesTests
 
     /// <summary>
     /// On this machine's kernel and disk: after the release, a file mapping keeps only the pages touched since,
-    /// one page per touch. Without MADV_RANDOM each touch brought back 128 KiB (read-ahead and fault-around).
+    /// one page per touch. Without MADV_RANDOM each touch brought back 128 KiB (read-ahead and fault-around);
+    /// without dropping the rest of the file from the page cache, 64 KiB (fault-around of the cached pages).
     /// </summary>
     [Fact]
     public void After_the_release_a_touch_maps_back_its_own_page_and_not_its_neighbours()
@@ -52,6 +53,7 @@ public sealed class StartupPagesTests
         var path = Path.Combine(dir.FullName, "image.bin");
         try
         {
+            // Written through the page cache, which keeps the file's pages (as after an install).
             using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
             {
                 file.Write(RandomNumberGenerator.GetBytes(Size));
@@ -63,14 +65,15 @@ public sealed class StartupPagesTests
             Assert.NotEqual(-1, start);
             try
             {
+                // Start-up touches the first half; the second stays in the page cache, unmapped.
                 long sum = 0;
-                for (var offset = 0; offset < Size; offset += Page)
+                for (var offset = 0; offset < Size / 2; offset += Page)
                 {
                     sum += Marshal.ReadByte(start, offset);
                 }
 
                 Assert.True(sum > 0);
-                Assert.Equal(Size / Page, Resident(start, Size));
+                Assert.True(Resident(start, Size) >= Size / 2 / Page);
 
                 var advised = StartupPages.Release(path, "/proc/self/maps");
 
