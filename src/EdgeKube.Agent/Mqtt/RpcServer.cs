@@ -18,6 +18,12 @@ public sealed partial class RpcServer(MqttLink link, string nodeName, ContainerL
             return;
         }
 
+        if (rest[1] == Topics.ResendStatus)
+        {
+            // The node reporter's: a request that wants the status again, not a reply.
+            return;
+        }
+
         if (string.IsNullOrEmpty(message.ResponseTopic))
         {
             LogNoResponseTopic(message.Topic);

@@ -102,6 +102,9 @@ public sealed class MqttPodsTests(ContainerdFixture containerd) : AgentTestBase(
         await _broker.PublishAsync($"{Prefix}/pods/default/web", string.Empty);
         await _broker.WaitForAsync($"{Prefix}/pods/default/web/status", p => p.Length == 0);
         await Eventually.Until(async () => (await SandboxesOf(pod)).Count == 0, TimeSpan.FromSeconds(60), () => "pod not removed");
+        // The rpc/status request above wants no reply, so it was no malformed request: the rpc server used to warn about each one.
+        Assert.Contains("Connected to broker", Agent.Log);
+        Assert.DoesNotContain("has no response topic", Agent.Log);
 
         // A lost connection (SIGKILL) marks the node offline through its will.
         await Agent.KillAsync();
