@@ -48,14 +48,19 @@ public static class Scale
 
         var cpu0 = cluster.Master.Sample();
         var t0 = DateTime.UtcNow;
-        var create = await HollowCluster.TimeAsync(() => cluster.CreatePodsAsync(pods, o.CreateRate));
-        Console.Error.WriteLine($"bench scale: {pods} pods created in {create:0.0} s");
+        using var progress = new CancellationTokenSource();
+        var reporting = ReportProgressAsync(cluster, t0, progress.Token);
+        double create;
         try
         {
+            create = await HollowCluster.TimeAsync(() => cluster.CreatePodsAsync(pods, o.CreateRate));
+            Console.Error.WriteLine($"bench scale: {pods} pods created in {create:0.0} s");
             await cluster.WaitAllRunningAsync(pods, TimeSpan.FromMinutes(30));
         }
         finally
         {
+            await progress.CancelAsync();
+            await reporting;
             PrintWarnings(cluster, "until all pods Running");
         }
 
@@ -120,6 +125,27 @@ public static class Scale
             ["lostNotReadySeconds"] = loss,
             ["hollowWarningsUntilRunning"] = new JsonObject([.. warnings.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]),
         };
+    }
+
+    /// <summary>
+    /// Every minute until all pods run: pods bound and Running, nodes not Ready, and the hollow nodes' warnings so
+    /// far, so that a run which falls behind says where, even if it never ends.
+    /// </summary>
+    private static async Task ReportProgressAsync(HollowCluster cluster, DateTime t0, CancellationToken stop)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(60), stop);
+                var notReady = cluster.NodeReady.Count(n => !n.Value);
+                var warnings = cluster.Fleet.Warnings.Summary();
+                Console.Error.WriteLine($"bench scale: {(DateTime.UtcNow - t0).TotalSeconds:0} s: {cluster.BoundAt.Count} pods bound, {cluster.RunningAt.Count} Running, {notReady} nodes not Ready; warnings: {(warnings.Count == 0 ? "none" : string.Join("; ", warnings))}");
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     private static void PrintWarnings(HollowCluster cluster, string when)
