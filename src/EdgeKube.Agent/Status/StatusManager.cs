@@ -88,7 +88,8 @@ public sealed partial class StatusManager
     /// <summary>Sets a pod's status; returns true when it changed.</summary>
     public bool Set(string uid, V1PodStatus status)
     {
-        var digest = Digest(status);
+        var utf8 = Serialize(status);
+        var digest = XxHash128.HashToUInt128(utf8);
         lock (_lock)
         {
             if (_statuses.TryGetValue(uid, out var old) && old.Digest == digest)
@@ -100,18 +101,20 @@ public sealed partial class StatusManager
             Updates++;
         }
 
+        // Taken before the subscribers run (the thread's buffer is only valid until its next use), for the file.
+        var json = Encoding.UTF8.GetString(utf8);
+
         // Subscribers (the publisher to the master) first, the disk after, and without fsync: the copy on
         // disk only keeps start and transition times across a restart (a lost one is recomputed), and
         // flushing it would put two fsyncs beside every pod start's own disk work.
         StatusChanged?.Invoke(uid, status);
         lock (_lock)
         {
-            // Unless the pod was removed or set again meanwhile (that write is the newer one).
-            if (_statuses.TryGetValue(uid, out var current) && ReferenceEquals(current.Status, status))
+            // Unless the pod was removed or set to another status meanwhile (that write is the newer one).
+            if (_statuses.TryGetValue(uid, out var current) && current.Digest == digest)
             {
                 try
                 {
-                    var json = Encoding.UTF8.GetString(Serialize(status));
                     AtomicFile.WriteAllText(Path.Combine(_dir, uid + ".json"), JsonSerializer.Serialize(new PersistedStatus(uid, json), StoreJsonContext.Default.PersistedStatus), durable: false);
                 }
                 catch (IOException e)
@@ -155,7 +158,7 @@ public sealed partial class StatusManager
         return written;
     }
 
-    internal static UInt128 Digest(V1PodStatus status) => XxHash128.HashToUInt128(Serialize(status));
+    private static UInt128 Digest(V1PodStatus status) => XxHash128.HashToUInt128(Serialize(status));
 
     [LoggerMessage(EventId = 500, Level = LogLevel.Error, Message = "Skipping unreadable status file {File}: {Error}")]
     private partial void LogCorruptFile(string file, string error);
