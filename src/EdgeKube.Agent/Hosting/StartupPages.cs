@@ -19,8 +19,9 @@ namespace EdgeKube.Agent.Hosting;
 /// 64 KiB). Within 30 s nearly the whole image was mapped again (10 of 11 MiB, measured through
 /// /proc/PID/pagemap). With no read-ahead and no cached neighbours, only the pages touched come back; the
 /// methods the running agent uses sit together at the start of the code (hot-methods.txt). The cost is that
-/// code first run later (a pod's first start after boot) is read from the file a page at a time. The advice never changes the contents (a page that cannot be
-/// reclaimed stays), so it is safe on any mapping; on an older kernel the call fails and nothing happens.
+/// code first run later (a pod's first start after boot) is read from the file a page at a time. The advice
+/// never changes the contents (a page that cannot be reclaimed stays), so it is safe on any mapping; on an
+/// older kernel the call fails and nothing happens.
 /// </remarks>
 public static class StartupPages
 {
