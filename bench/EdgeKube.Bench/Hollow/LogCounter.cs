@@ -15,13 +15,14 @@ public sealed class LogCounter : ILoggerProvider
 
     public ILogger CreateLogger(string categoryName) => new Counting(this, categoryName[(categoryName.LastIndexOf('.') + 1)..]);
 
-    /// <summary>Counts so far, largest first: "MqttLink 1008 PingFailed (Warning) × 12".</summary>
-    public IReadOnlyList<string> Summary() =>
-        [.. _counts.OrderByDescending(kv => kv.Value)
-            .Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key.Category} {kv.Key.Id} {kv.Key.Name}{(kv.Key.Reason is null ? string.Empty : " " + kv.Key.Reason)} ({kv.Key.Level}) × {kv.Value}"))];
+    /// <summary>Counts so far, largest first: "MqttLink 1008 LogPingFailed (Warning) × 12".</summary>
+    public IReadOnlyList<string> Summary() => [.. Counts().OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} × {kv.Value}")];
 
+    /// <summary>Counts so far, by "logger id name [reason] (level)".</summary>
     public IReadOnlyDictionary<string, long> Counts() =>
-        _counts.ToDictionary(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key.Category}/{kv.Key.Id}/{kv.Key.Name}{(kv.Key.Reason is null ? string.Empty : "/" + kv.Key.Reason)}"), kv => kv.Value);
+        _counts.ToDictionary(
+            kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key.Category} {kv.Key.Id} {kv.Key.Name}{(kv.Key.Reason is null ? string.Empty : " " + kv.Key.Reason)} ({kv.Key.Level})"),
+            kv => kv.Value);
 
     public void Dispose()
     {
