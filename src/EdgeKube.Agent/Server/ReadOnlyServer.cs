@@ -25,7 +25,7 @@ public sealed partial class ReadOnlyServer(
     TimeProvider time,
     ILogger<ReadOnlyServer> logger) : IDisposable
 {
-    private HttpListener? _listener;
+    private HttpEndpoint? _endpoint;
 
     /// <summary>The node's status and board conditions, for /metrics.</summary>
     public Node.NodeMonitor? Monitor { get; init; }
@@ -44,22 +44,18 @@ public sealed partial class ReadOnlyServer(
     /// </summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        var host = address is "0.0.0.0" or "*" ? "+" : address;
+        // Validated at start (--address): an IP, 0.0.0.0 for every address.
+        var ip = IPAddress.Parse(address);
         string? lastError = null;
         while (true)
         {
-            // A listener whose Start failed is disposed: each attempt needs a new one.
-            var listener = new HttpListener();
             try
             {
-                listener.Prefixes.Add($"http://{host}:{port}/");
-                listener.Start();
-                _listener = listener;
+                _endpoint = HttpEndpoint.Listen(ip, port, Serve);
                 break;
             }
-            catch (Exception e) when (e is HttpListenerException or System.Net.Sockets.SocketException or InvalidOperationException or ArgumentException)
+            catch (System.Net.Sockets.SocketException e)
             {
-                ((IDisposable)listener).Dispose();
                 // Said once, and again only when the reason changes.
                 if (e.Message != lastError)
                 {
@@ -79,74 +75,26 @@ public sealed partial class ReadOnlyServer(
         }
 
         LogListening(address, port);
-        var serving = _listener;
-        using var registration = cancellationToken.Register(() => serving.Stop());
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            HttpListenerContext context;
-            try
-            {
-                context = await serving.GetContextAsync().ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    return;
-                }
-
-                continue;
-            }
-
-            _ = Task.Run(() => Serve(context), CancellationToken.None);
-        }
+        await _endpoint.ServeAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>How often a port that could not be bound is tried again.</summary>
     public TimeSpan RetryPeriod { get; init; } = TimeSpan.FromSeconds(5);
 
-    private void Serve(HttpListenerContext context)
+    /// <summary>Answers one GET or HEAD request.</summary>
+    public HttpReply Serve(string method, string path) => path switch
     {
-        var response = context.Response;
-        try
-        {
-            var path = context.Request.Url?.AbsolutePath ?? "/";
-            var (code, type, body) = context.Request.HttpMethod is not ("GET" or "HEAD")
-                ? (405, "text/plain", "method not allowed\n")
-                : path switch
-                {
-                    "/healthz" => Healthz(),
-                    "/pods" or "/pods/" => (200, "application/json", KubeJson.Serialize(PodList())),
-                    "/metrics" or "/metrics/resource" => (200, "text/plain; version=0.0.4", Metrics()),
-                    "/stats/summary" => (200, "application/json", Node.UsageCollector.Summary(Monitor?.Current?.Metadata.Name ?? string.Empty, Usage?.Last)),
-                    _ => (404, "text/plain", "404 page not found\n"),
-                };
-            var bytes = Encoding.UTF8.GetBytes(body);
-            response.StatusCode = code;
-            response.ContentType = type;
-            response.ContentLength64 = bytes.Length;
-            response.OutputStream.Write(bytes);
-        }
-        catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException)
-        {
-            // The client went away.
-        }
-        finally
-        {
-            try
-            {
-                response.Close();
-            }
-            catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException)
-            {
-            }
-        }
-    }
+        "/healthz" => Healthz(),
+        "/pods" or "/pods/" => new(200, "application/json", KubeJson.Serialize(PodList())),
+        "/metrics" or "/metrics/resource" => new(200, "text/plain; version=0.0.4", Metrics()),
+        "/stats/summary" => new(200, "application/json", Node.UsageCollector.Summary(Monitor?.Current?.Metadata.Name ?? string.Empty, Usage?.Last)),
+        _ => new(404, "text/plain", "404 page not found\n"),
+    };
 
-    private (int, string, string) Healthz() =>
+    private HttpReply Healthz() =>
         observer.IsHealthy(TimeSpan.FromSeconds(30))
-            ? (200, "text/plain", "ok")
-            : (500, "text/plain", $"runtime unhealthy: {observer.LastError ?? "no successful relist yet"}\n");
+            ? new(200, "text/plain", "ok")
+            : new(500, "text/plain", $"runtime unhealthy: {observer.LastError ?? "no successful relist yet"}\n");
 
     /// <summary>Every pod the agent knows, with its current status; rejected manifests as Failed pods.</summary>
     public V1PodList PodList()
@@ -264,10 +212,7 @@ public sealed partial class ReadOnlyServer(
 
     public void Dispose()
     {
-        if (_listener is IDisposable listener)
-        {
-            listener.Dispose();
-        }
+        _endpoint?.Dispose();
     }
 
     [LoggerMessage(EventId = 900, Level = LogLevel.Information, Message = "Read-only endpoint on http://{Address}:{Port} (/healthz, /pods, /metrics)")]
