@@ -28,27 +28,37 @@ public static class StartupPages
     private const int MadvRandom = 1;
     private const int MadvPageout = 21;
     private const int PosixFadvDontNeed = 4;
+    // 4 KiB on most boards, 16 KiB on a Raspberry Pi 5's own kernel: pagemap has one entry per page.
+    private static readonly ulong PageSize = (ulong)Environment.SystemPageSize;
 
-    /// <summary>Advises the kernel to reclaim the executable's read-only mappings; returns the bytes advised (0 when unsupported).</summary>
+    /// <summary>Advises the kernel to reclaim the executable's file pages; returns the bytes advised (0 when unsupported).</summary>
     public static long Release() =>
-        OperatingSystem.IsLinux() && Environment.ProcessPath is { } exe ? Release(exe, "/proc/self/maps") : 0;
+        OperatingSystem.IsLinux() && Environment.ProcessPath is { } exe ? Release(exe, "/proc/self/maps", "/proc/self/pagemap") : 0;
 
     /// <summary>
-    /// Reclaims the read-only private mappings of <paramref name="path"/> listed in <paramref name="mapsPath"/>, and
-    /// has later faults in them read no more than the page touched. Internal for tests.
+    /// Reclaims the private mappings of <paramref name="path"/> listed in <paramref name="mapsPath"/> (in a writable
+    /// one, only the pages still as the file has them, found in <paramref name="pagemapPath"/>), and has later faults
+    /// in them read no more than the page touched. Internal for tests.
     /// </summary>
-    internal static long Release(string path, string mapsPath)
+    internal static long Release(string path, string mapsPath, string pagemapPath)
     {
         long advised = 0;
         try
         {
-            foreach (var (start, length) in ReadOnlyMappings(File.ReadLines(mapsPath), path))
+            foreach (var (start, length, writable) in Mappings(File.ReadLines(mapsPath), path))
             {
-                if (Madvise((nint)start, (nuint)length, MadvPageout) == 0)
+                // A written page of a writable mapping is the process's own (anonymous) memory now: paged out, it
+                // would go to swap and come back at its next use. Only the pages still shared with the file go.
+                var runs = writable ? FilePageRuns(start, PageSize, ReadPagemap(pagemapPath, start, length)) : [(start, length)];
+                foreach (var (runStart, runLength) in runs)
                 {
-                    advised += length;
-                    Madvise((nint)start, (nuint)length, MadvRandom);
+                    if (Madvise((nint)runStart, (nuint)runLength, MadvPageout) == 0)
+                    {
+                        advised += runLength;
+                    }
                 }
+
+                Madvise((nint)start, (nuint)length, MadvRandom);
             }
 
             if (advised > 0)
@@ -68,14 +78,17 @@ public static class StartupPages
         return advised;
     }
 
-    /// <summary>The read-only (r--p, r-xp) mappings of <paramref name="path"/> in a /proc/PID/maps listing. Internal for tests.</summary>
-    internal static IEnumerable<(ulong Start, long Length)> ReadOnlyMappings(IEnumerable<string> maps, string path)
+    /// <summary>
+    /// The private mappings of <paramref name="path"/> in a /proc/PID/maps listing: read-only (r--p, r-xp) and
+    /// writable (rw-p, where a non-PIE binary keeps its type data). Internal for tests.
+    /// </summary>
+    internal static IEnumerable<(ulong Start, long Length, bool Writable)> Mappings(IEnumerable<string> maps, string path)
     {
         foreach (var line in maps)
         {
             // "start-end perms offset dev inode path"
             var fields = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
-            if (fields.Length < 6 || fields[5].Trim() != path || fields[1].Length < 4 || fields[1][1] != '-' || fields[1][3] != 'p')
+            if (fields.Length < 6 || fields[5].Trim() != path || fields[1].Length < 4 || fields[1][0] != 'r' || fields[1][3] != 'p')
             {
                 continue;
             }
@@ -86,9 +99,57 @@ public static class StartupPages
                 && ulong.TryParse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var end)
                 && end > start)
             {
-                yield return (start, (long)(end - start));
+                yield return (start, (long)(end - start), fields[1][1] == 'w');
             }
         }
+    }
+
+    /// <summary>
+    /// Runs of pages, from /proc/PID/pagemap entries (one per page of <paramref name="pageSize"/> from <paramref name="start"/>), that are mapped
+    /// and still the file's (bit 63 present, bit 61 file page); a copied-on-write page is anonymous. Internal for tests.
+    /// </summary>
+    internal static List<(ulong Start, long Length)> FilePageRuns(ulong start, ulong pageSize, ReadOnlySpan<ulong> entries)
+    {
+        const ulong Present = 1UL << 63;
+        const ulong FilePage = 1UL << 61;
+        var runs = new List<(ulong, long)>();
+        var runFrom = -1;
+        for (var i = 0; i <= entries.Length; i++)
+        {
+            var file = i < entries.Length && (entries[i] & (Present | FilePage)) == (Present | FilePage);
+            if (file && runFrom < 0)
+            {
+                runFrom = i;
+            }
+            else if (!file && runFrom >= 0)
+            {
+                runs.Add((start + ((ulong)runFrom * pageSize), (long)((ulong)(i - runFrom) * pageSize)));
+                runFrom = -1;
+            }
+        }
+
+        return runs;
+    }
+
+    private static ulong[] ReadPagemap(string pagemapPath, ulong start, long length)
+    {
+        var entries = new ulong[(ulong)length / PageSize];
+        using var pagemap = File.OpenHandle(pagemapPath);
+        var bytes = MemoryMarshal.AsBytes(entries.AsSpan());
+        var offset = (long)(start / PageSize * 8);
+        // The kernel hands out pagemap in pieces.
+        for (var read = 0; read < bytes.Length;)
+        {
+            var n = RandomAccess.Read(pagemap, bytes[read..], offset + read);
+            if (n <= 0)
+            {
+                break;
+            }
+
+            read += n;
+        }
+
+        return entries;
     }
 
     // Bound at link time in the NativeAOT binary (DirectPInvoke in EdgeKube.Agent.csproj): no library is looked up at run time.
@@ -100,27 +161,96 @@ public static class StartupPages
 
 }
 
-/// <summary>Releases the start-up pages (<see cref="StartupPages"/>) once, <see cref="Delay"/> after the agent has started.</summary>
-internal sealed partial class StartupPagesService(Agent agent, TimeProvider time, ILogger<StartupPagesService> logger) : BackgroundService
+/// <summary>
+/// When the executable's pages are given back (<see cref="StartupPages"/>): <see cref="Delay"/> after the agent has
+/// started, and again once pods that changed since (started, stopped, restarted) have settled, their statuses
+/// unchanged for <see cref="Delay"/>, at most once per <see cref="MinimumInterval"/>. A pod's first start runs code
+/// and touches type data that the running agent does not use again (measured: docs/benchmarks.md, footprint).
+/// </summary>
+internal sealed class PageReleasePolicy
 {
     /// <summary>Start-up work (adopting pods, their first sync and status, the first node status) is over well within this.</summary>
     public static readonly TimeSpan Delay = TimeSpan.FromSeconds(30);
+
+    /// <summary>Least time between two releases: a pod in a crash loop does not have the pages released at every restart.</summary>
+    public static readonly TimeSpan MinimumInterval = TimeSpan.FromMinutes(1);
+
+    private readonly DateTimeOffset _started;
+    private DateTimeOffset? _releasedAt;
+    private long _releasedUpdates;
+    private long _seenUpdates;
+    private DateTimeOffset _quietSince;
+
+    /// <summary>For an agent that started at <paramref name="started"/>.</summary>
+    public PageReleasePolicy(DateTimeOffset started) => _started = _quietSince = started;
+
+    /// <summary>Releases so far.</summary>
+    public int Releases { get; private set; }
+
+    /// <summary>Whether to release now, given the status manager's count of status changes; a true answer counts as done.</summary>
+    public bool Due(DateTimeOffset now, long updates)
+    {
+        if (updates != _seenUpdates)
+        {
+            _seenUpdates = updates;
+            _quietSince = now;
+        }
+
+        var due = _releasedAt is not { } last
+            ? now - _started >= Delay
+            : updates != _releasedUpdates && now - _quietSince >= Delay && now - last >= MinimumInterval;
+        if (due)
+        {
+            _releasedAt = now;
+            _releasedUpdates = updates;
+            Releases++;
+        }
+
+        return due;
+    }
+}
+
+/// <summary>Releases the executable's pages (<see cref="StartupPages"/>) as <see cref="PageReleasePolicy"/> says.</summary>
+internal sealed partial class StartupPagesService(Agent agent, TimeProvider time, ILogger<StartupPagesService> logger) : BackgroundService
+{
+    /// <summary>How often the service looks whether pod statuses have changed.</summary>
+    public static readonly TimeSpan Check = TimeSpan.FromSeconds(10);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         try
         {
             await agent.Started.Task.WaitAsync(stoppingToken).ConfigureAwait(false);
-            await Task.Delay(Delay, time, stoppingToken).ConfigureAwait(false);
+            var policy = new PageReleasePolicy(time.GetUtcNow());
+            await Task.Delay(PageReleasePolicy.Delay, time, stoppingToken).ConfigureAwait(false);
+            while (true)
+            {
+                if (policy.Due(time.GetUtcNow(), agent.Statuses?.Updates ?? 0))
+                {
+                    Release(initial: policy.Releases == 1);
+                }
+
+                await Task.Delay(Check, time, stoppingToken).ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException)
         {
-            return;
         }
+    }
 
+    private void Release(bool initial)
+    {
         try
         {
-            LogReleased(StartupPages.Release() / 1048576.0);
+            var miB = StartupPages.Release() / 1048576.0;
+            if (initial)
+            {
+                LogReleased(miB);
+            }
+            else
+            {
+                LogReleasedAgain(miB);
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -128,9 +258,12 @@ internal sealed partial class StartupPagesService(Agent agent, TimeProvider time
         }
     }
 
-    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Start-up over: advised the kernel to reclaim {MiB:0.0} MiB of the executable's read-only pages")]
+    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Start-up over: advised the kernel to reclaim {MiB:0.0} MiB of the executable's pages")]
     private partial void LogReleased(double miB);
 
     [LoggerMessage(EventId = 8, Level = LogLevel.Debug, Message = "Start-up pages not released: {Error}")]
     private partial void LogNotReleased(string error);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Information, Message = "Pods settled: advised the kernel to reclaim {MiB:0.0} MiB of the executable's pages again")]
+    private partial void LogReleasedAgain(double miB);
 }
