@@ -91,7 +91,17 @@ public sealed class HttpEndpoint : IDisposable
             }
             catch (SocketException)
             {
-                // The client reset before it was accepted, or the process is out of descriptors for a moment.
+                // The client reset before it was accepted, or the process is out of descriptors for a moment:
+                // a pause, so that an error that persists does not spin the loop.
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
                 continue;
             }
 
