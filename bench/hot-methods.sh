@@ -94,14 +94,16 @@ wait "$faults_pid" || true
 kill "$pager_pid" 2>/dev/null || true
 pager_pid=""
 
-# Symbols of the binary's code, to keep only real method names.
-nm --defined-only "$agent.dbg" | awk '$2 == "t" || $2 == "T" { print $3 }' | sort -u > "$work/symbols"
+# Symbols of the binary's code, by address: their names, to keep only real methods, and the ranges of
+# those with a size, to name the method a fault landed in.
+nm -S -n --defined-only "$agent.dbg" > "$work/nm"
+awk '$(NF-1) == "t" || $(NF-1) == "T" { print $NF }' "$work/nm" | sort -u > "$work/symbols"
+awk '($3 == "t" || $3 == "T") && NF == 4 { print $1, $2, $4 }' "$work/nm" > "$work/symbol-ranges"
 perf script -i "$work/perf.data" -F ip,sym,dso 2>/dev/null \
   | awk -v exe="$agent" 'index($0, "(" exe ")") { sym = $2; sub(/\+0x[0-9a-f]+$/, "", sym); if (sym != "[unknown]") n[sym]++ }
                          END { for (s in n) print n[s], s }' \
   | sort -k1,1nr -k2 | awk '{ print $2 }' > "$work/sampled"
 # A fault's data address inside a method (an instruction fetch) names the method; reads of data do not.
-nm -S -n --defined-only "$agent.dbg" | awk '($3 == "t" || $3 == "T") && NF == 4 { print $1, $2, $4 }' > "$work/symbol-ranges"
 perf script -i "$work/faults.data" -F addr 2>/dev/null | python3 -c '
 import bisect, sys
 base = int(sys.argv[1], 16)

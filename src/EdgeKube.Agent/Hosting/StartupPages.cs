@@ -224,7 +224,6 @@ internal sealed partial class StartupPagesService(Agent agent, TimeProvider time
         {
             await agent.Started.Task.WaitAsync(stoppingToken).ConfigureAwait(false);
             var policy = new PageReleasePolicy(time.GetUtcNow());
-            await Task.Delay(PageReleasePolicy.Delay, time, stoppingToken).ConfigureAwait(false);
             while (true)
             {
                 if (policy.Due(time.GetUtcNow(), agent.Statuses?.Updates ?? 0))

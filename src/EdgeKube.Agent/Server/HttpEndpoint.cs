@@ -24,10 +24,10 @@ public sealed class HttpEndpoint : IDisposable
 {
     private const int MaxHeadBytes = 8 * 1024;
     private readonly Socket _socket;
-    private readonly Func<string, string, HttpReply> _handler;
+    private readonly Func<string, HttpReply> _handler;
     private int _connections;
 
-    private HttpEndpoint(Socket socket, Func<string, string, HttpReply> handler)
+    private HttpEndpoint(Socket socket, Func<string, HttpReply> handler)
     {
         _socket = socket;
         _handler = handler;
@@ -45,10 +45,10 @@ public sealed class HttpEndpoint : IDisposable
     /// <summary>
     /// Binds and listens on <paramref name="address"/> (an IP; <c>0.0.0.0</c> and <c>::</c> mean every address,
     /// IPv4 and IPv6, where the board has IPv6). Throws <see cref="SocketException"/> when the port is taken or the address is
-    /// not the board's; nothing stays bound then. <paramref name="handler"/> gets the method and the path
-    /// without its query and answers on the connection's task.
+    /// not the board's; nothing stays bound then. <paramref name="handler"/> gets the path of a GET or HEAD
+    /// request without its query and answers on the connection's task.
     /// </summary>
-    public static HttpEndpoint Listen(IPAddress address, int port, Func<string, string, HttpReply> handler)
+    public static HttpEndpoint Listen(IPAddress address, int port, Func<string, HttpReply> handler)
     {
         // Every address, IPv4 and IPv6 alike, as Go's net/http takes 0.0.0.0 and ::.
         var any = (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any)) && Socket.OSSupportsIPv6;
@@ -81,11 +81,7 @@ public sealed class HttpEndpoint : IDisposable
             {
                 client = await _socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            catch (ObjectDisposedException)
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
             {
                 return;
             }
@@ -128,11 +124,11 @@ public sealed class HttpEndpoint : IDisposable
                 return;
             }
 
-            var method = line.Split(' ')[0];
+            var fields = line.Split(' ');
             var reply = head == Head.TooLarge
                 ? new HttpReply(431, "text/plain", "request header fields too large\n")
-                : Answer(line);
-            await WriteAsync(client, reply, method == "HEAD", timeout.Token).ConfigureAwait(false);
+                : Answer(fields);
+            await WriteAsync(client, reply, fields[0] == "HEAD", timeout.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
         {
@@ -152,7 +148,7 @@ public sealed class HttpEndpoint : IDisposable
         Complete,
     }
 
-    // Reads until the blank line that ends the head; gives the request line.
+    // Reads until the blank line that ends the head; gives the request line (only its method when too large).
     private static async Task<(Head, string)> ReadHeadAsync(Socket socket, CancellationToken token)
     {
         var buffer = new byte[MaxHeadBytes];
@@ -181,9 +177,9 @@ public sealed class HttpEndpoint : IDisposable
         }
     }
 
-    private HttpReply Answer(string requestLine)
+    private HttpReply Answer(string[] requestLine)
     {
-        if (requestLine.Split(' ') is not [{ Length: > 0 } method, var target, var version] || !version.StartsWith("HTTP/1.", StringComparison.Ordinal))
+        if (requestLine is not [{ Length: > 0 } method, var target, var version] || !version.StartsWith("HTTP/1.", StringComparison.Ordinal))
         {
             return new HttpReply(400, "text/plain", "bad request\n");
         }
@@ -209,7 +205,7 @@ public sealed class HttpEndpoint : IDisposable
 
         try
         {
-            return _handler(method, path);
+            return _handler(path);
         }
         catch (Exception e)
         {

@@ -82,7 +82,7 @@ public sealed partial class ReadOnlyServer(
     public TimeSpan RetryPeriod { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Answers one GET or HEAD request.</summary>
-    public HttpReply Serve(string method, string path) => path switch
+    public HttpReply Serve(string path) => path switch
     {
         "/healthz" => Healthz(),
         "/pods" or "/pods/" => new(200, "application/json", KubeJson.Serialize(PodList())),
