@@ -72,6 +72,32 @@ public sealed class StartupPagesTests
     }
 
     [Fact]
+    public void Each_release_is_followed_by_one_more_collection_a_minute_later_for_the_array_pools()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero);
+        var policy = new PageReleasePolicy(t0);
+        bool Trim(int seconds) => policy.TrimDue(t0.AddSeconds(seconds));
+
+        Assert.False(Trim(20)); // nothing released yet
+        Assert.True(policy.Due(t0.AddSeconds(30), 5));
+        Assert.False(Trim(40));
+        Assert.False(Trim(94));
+        Assert.True(Trim(95)); // 65 s after the release
+        Assert.False(Trim(96)); // once
+        Assert.False(Trim(1000));
+
+        // A release before the follow-up came moves it: 65 s after the latest.
+        Assert.False(policy.Due(t0.AddSeconds(1070), 6));
+        Assert.True(policy.Due(t0.AddSeconds(1100), 6)); // follow-up due at 1165
+        Assert.False(policy.Due(t0.AddSeconds(1130), 9));
+        Assert.True(policy.Due(t0.AddSeconds(1160), 9)); // quiet for 30 s, 60 s after the last release
+        Assert.False(Trim(1165));
+        Assert.False(Trim(1224));
+        Assert.True(Trim(1225));
+        Assert.False(Trim(1300));
+    }
+
+    [Fact]
     public void Only_mapped_pages_still_the_files_are_released_from_a_writable_mapping()
     {
         const ulong Present = 1UL << 63;
