@@ -120,17 +120,20 @@ public sealed record MemoryBreakdown(long ImageBytes, long LibraryBytes, long An
 }
 
 /// <summary>The agent's own runtime figures, read from its /metrics (RuntimeMetrics in the agent).</summary>
-public sealed record GcSample(long HeapBytes, long CommittedBytes, long AllocatedBytes, long Gen0, long Gen1, long Gen2)
+public sealed record GcSample(long HeapBytes, long CommittedBytes, long AllocatedBytes, long Gen0, long Gen1, long Gen2, double PauseSeconds)
 {
+    /// <summary>Collections of any generation.</summary>
+    public long Collections => Gen0 + Gen1 + Gen2;
+
     public static GcSample Parse(string metrics)
     {
-        long Value(string name)
+        double Value(string name)
         {
             foreach (var line in metrics.Split('\n'))
             {
                 if (line.StartsWith(name + " ", StringComparison.Ordinal))
                 {
-                    return (long)double.Parse(line[(name.Length + 1)..].Trim(), CultureInfo.InvariantCulture);
+                    return double.Parse(line[(name.Length + 1)..].Trim(), CultureInfo.InvariantCulture);
                 }
             }
 
@@ -138,12 +141,13 @@ public sealed record GcSample(long HeapBytes, long CommittedBytes, long Allocate
         }
 
         return new GcSample(
-            Value("dotnet_gc_last_collection_heap_size_bytes"),
-            Value("dotnet_gc_last_collection_memory_committed_size_bytes"),
-            Value("dotnet_gc_heap_total_allocated_bytes_total"),
-            Value("dotnet_gc_collections_total{gc_heap_generation=\"gen0\"}"),
-            Value("dotnet_gc_collections_total{gc_heap_generation=\"gen1\"}"),
-            Value("dotnet_gc_collections_total{gc_heap_generation=\"gen2\"}"));
+            (long)Value("dotnet_gc_last_collection_heap_size_bytes"),
+            (long)Value("dotnet_gc_last_collection_memory_committed_size_bytes"),
+            (long)Value("dotnet_gc_heap_total_allocated_bytes_total"),
+            (long)Value("dotnet_gc_collections_total{gc_heap_generation=\"gen0\"}"),
+            (long)Value("dotnet_gc_collections_total{gc_heap_generation=\"gen1\"}"),
+            (long)Value("dotnet_gc_collections_total{gc_heap_generation=\"gen2\"}"),
+            Value("dotnet_gc_pause_time_seconds_total"));
     }
 }
 

@@ -64,6 +64,8 @@ public static class Footprint
             ProcSample last = cluster.Agent.Sample();
             MemoryBreakdown memory = MemoryBreakdown.Of(cluster.Agent.Pid);
             var gcCommitted = new List<double>();
+            var gcPerMinute = new List<double>();
+            var gcPauseMsPerMinute = new List<double>();
             for (var run = 0; run < o.Runs; run++)
             {
                 var before = cluster.Agent.Sample();
@@ -80,6 +82,8 @@ public static class Footprint
                 heap.Add(gc.HeapBytes / 1048576.0);
                 gcCommitted.Add(gc.CommittedBytes / 1048576.0);
                 allocated.Add((gc.AllocatedBytes - gcBefore.AllocatedBytes) / seconds / 1000);
+                gcPerMinute.Add((gc.Collections - gcBefore.Collections) / seconds * 60);
+                gcPauseMsPerMinute.Add((gc.PauseSeconds - gcBefore.PauseSeconds) * 1000 / seconds * 60);
                 fds.Add(last.Fds);
                 threads.Add(last.Threads);
             }
@@ -104,6 +108,8 @@ public static class Footprint
                 ["gcCommittedMiB"] = Summary.Of(gcCommitted).Json(),
                 ["gcHeapMiB"] = Summary.Of(heap).Json(),
                 ["allocatedKBPerSecond"] = Summary.Of(allocated).Json(),
+                ["gcCollectionsPerMinute"] = Summary.Of(gcPerMinute).Json(),
+                ["gcPauseMsPerMinute"] = Summary.Of(gcPauseMsPerMinute).Json(),
                 ["peakRssMiB"] = last.PeakRssBytes / 1048576.0,
                 ["cpuSecondsPerMinute"] = cpuS.Json(),
                 ["cpuPercentOfCore"] = percent.Json(),
@@ -122,7 +128,7 @@ public static class Footprint
         report.Data["arm64BinaryBytes"] = size;
         report.Data["arm64BinaryStripped"] = stripped;
         report.Note($"Each figure: median (min–max) of {o.Runs} windows of {o.Window} s, after the pods were Running and the agent had given back the pages their start touched, 30 s after their statuses last changed, and 5 s more (the first, with no pods, 45 s after the node was Ready). CPU is utime+stime of the agent process from /proc/PID/stat; RSS and VmHWM from /proc/PID/status (VmHWM is the peak over the whole run, start-up included).");
-        report.Note("RSS by where it is (/proc/PID/smaps at the end of the window): anonymous (GC heap, thread stacks, malloc) and the executable's own image (file-backed, clean pages of the binary that were touched; shared with the page cache and dropped first under memory pressure); shared libraries (libc, libm, ld.so) make up the rest. The JSON has more of the anonymous part: the executable's bss (executableBssMiB: in a NativeAOT binary mostly the type data rehydrated at start), malloc's heap, the GC's committed memory. GC heap: the managed heap after the last collection and allocated KB/s: managed allocation rate over the window, both from the agent's /metrics (GC.GetGCMemoryInfo, GC.GetTotalAllocatedBytes).");
+        report.Note("RSS by where it is (/proc/PID/smaps at the end of the window): anonymous (GC heap, thread stacks, malloc) and the executable's own image (file-backed, clean pages of the binary that were touched; shared with the page cache and dropped first under memory pressure); shared libraries (libc, libm, ld.so) make up the rest. The JSON has more of the anonymous part: the executable's bss (executableBssMiB: in a NativeAOT binary mostly the type data rehydrated at start), malloc's heap, the GC's committed memory. GC heap: the managed heap after the last collection and allocated KB/s: managed allocation rate over the window, both from the agent's /metrics (GC.GetGCMemoryInfo, GC.GetTotalAllocatedBytes); the JSON also has the collections and the GC's pause time per minute of the window (GC.GetTotalPauseDuration), the CPU the GC settings cost.");
         report.Note("The agent runs the published NativeAOT binary (artifacts/publish/linux-x64) against the bench's own containerd; pods are busybox `sleep` started by `kubectl apply` through the master.");
         return report;
     }
