@@ -248,11 +248,12 @@ internal sealed partial class StartupPagesService(Agent agent, TimeProvider time
             var policy = new PageReleasePolicy(time.GetUtcNow());
             while (true)
             {
-                if (policy.Due(time.GetUtcNow(), agent.Statuses?.Updates ?? 0))
+                var now = time.GetUtcNow();
+                if (policy.Due(now, agent.Statuses?.Updates ?? 0))
                 {
                     Release(initial: policy.Releases == 1);
                 }
-                else if (policy.TrimDue(time.GetUtcNow()))
+                else if (policy.TrimDue(now))
                 {
                     Collect();
                 }
