@@ -40,12 +40,22 @@ dotnet test EdgeKube.sln -c Release --no-build \
 status=$?
 set -e
 
-# One plain summary line across all test assemblies: "N passed, N failed, N skipped".
+# At the end, where a log's tail shows it: each failed test with the start of its message and stack,
+# then one plain summary line across all test assemblies: "N passed, N failed, N skipped".
 python3 - "$results" <<'PY' || true
 import sys, glob, xml.etree.ElementTree as ET
 p = f = s = 0
 for trx in glob.glob(sys.argv[1] + "/*.trx"):
-    c = ET.parse(trx).getroot().find(".//{*}Counters")
+    root = ET.parse(trx).getroot()
+    for r in root.findall(".//{*}UnitTestResult"):
+        if r.get("outcome") in ("Failed", "Error", "Timeout"):
+            print(f"FAILED {r.get('testName')} ({r.get('duration')})")
+            for tag in ("Message", "StackTrace"):
+                e = r.find(".//{*}ErrorInfo/{*}" + tag)
+                lines = (e.text or "").strip().splitlines() if e is not None else []
+                for line in lines[:12]:
+                    print("    " + line[:300])
+    c = root.find(".//{*}Counters")
     p += int(c.get("passed", 0)); f += int(c.get("failed", 0)) + int(c.get("error", 0)) + int(c.get("timeout", 0))
     s += int(c.get("notExecuted", 0))
 print(f"{p} passed, {f} failed, {s} skipped")
