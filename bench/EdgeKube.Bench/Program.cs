@@ -74,6 +74,9 @@ public sealed record BenchOptions
 
     public int PodsPerNode { get; init; } = 10;
 
+    /// <summary>The footprint scenario's pod counts, ascending: each step adds pods to those of the step before.</summary>
+    public IReadOnlyList<int> FootprintPods { get; init; } = [0, 10, 30];
+
     /// <summary>
     /// Pods created per second in the scale scenario (0: as fast as 32 requests in flight go). SIG Scalability's
     /// load tests create at a fixed rate too, so that creation does not race the scheduler for the master's cores.
@@ -120,6 +123,7 @@ public sealed record BenchOptions
                     case "--runs": o = o with { Runs = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--window": o = o with { Window = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--nodes": o = o with { Nodes = [.. Next().Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture))] }; break;
+                    case "--pods": o = o with { FootprintPods = [.. Next().Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture))] }; break;
                     case "--pods-per-node": o = o with { PodsPerNode = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--create-rate": o = o with { CreateRate = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--out": o = o with { OutDir = Path.GetFullPath(Next()) }; break;
@@ -137,9 +141,9 @@ public sealed record BenchOptions
             }
         }
 
-        if (o.Runs < 1 || o.Window < 1 || o.PodsPerNode < 0 || o.Nodes.Any(n => n < 1) || o.CreateRate < 0 || !double.IsFinite(o.CreateRate))
+        if (o.Runs < 1 || o.Window < 1 || o.PodsPerNode < 0 || o.Nodes.Any(n => n < 1) || o.FootprintPods.Any(n => n < 0) || !o.FootprintPods.SequenceEqual(o.FootprintPods.Order()) || o.CreateRate < 0 || !double.IsFinite(o.CreateRate))
         {
-            error = "--runs, --window and --nodes must be positive, --create-rate 0 or more";
+            error = "--runs, --window and --nodes must be positive, --pods 0 or more and ascending, --create-rate 0 or more";
         }
 
         return o;

@@ -27,7 +27,7 @@ public static class Footprint
         // (StartupPagesService), and the idle figures are about the agent after that.
         await Task.Delay(TimeSpan.FromSeconds(45));
         var running = 0;
-        foreach (var pods in new[] { 0, 10, 30 })
+        foreach (var pods in o.FootprintPods)
         {
             if (pods > running)
             {

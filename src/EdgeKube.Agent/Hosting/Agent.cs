@@ -79,13 +79,13 @@ public sealed partial class Agent(AgentOptions options, IContainerRuntime runtim
         using var probes = new ProbeManager(runtime, time, loggers.CreateLogger<ProbeManager>());
         var syncer = new PodSyncer(runtime, new RuntimeConfigBuilder(layout), crashBackoff, imageBackoff, time, loggers.CreateLogger<PodSyncer>());
         var hostIp = options.NodeIp is { Length: > 0 } ip ? ip : NodeFacts.PrimaryIPv4();
-        var context = new PodWorkerContext(runtime, new RuntimeInspector(runtime), syncer, probes, statuses, crashBackoff, imageBackoff, layout,
+        var observer = new RuntimeObserver(runtime, time, loggers.CreateLogger<RuntimeObserver>());
+        var context = new PodWorkerContext(runtime, new RuntimeInspector(runtime, observer), syncer, probes, statuses, crashBackoff, imageBackoff, layout,
             () => hostIp, time, loggers.CreateLogger<PodWorker>());
         var workers = new PodWorkers(context, loggers.CreateLogger<PodWorkers>());
         Workers = workers;
         workers.Start(stoppingToken);
 
-        var observer = new RuntimeObserver(runtime, time, loggers.CreateLogger<RuntimeObserver>());
         Interlocked.Exchange(ref _connectTurnTicks, time.GetUtcNow().UtcTicks);
         Volatile.Write(ref _observer, observer);
         observer.PodChanged += workers.Wake;

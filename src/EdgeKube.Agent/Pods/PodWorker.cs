@@ -50,7 +50,8 @@ public sealed record PodWorkerContext(
     /// <summary>
     /// How often a worker looks again when nothing wakes it: kubelet's --sync-frequency (1 min). It is only the safety
     /// net: the relist wakes a worker within a second of any change in the runtime, a probe result or a new spec at once,
-    /// and backoffs name their own retry. Each look costs four CRI calls, so on a small board it is kept rare.
+    /// and backoffs name their own retry. A look reads the runtime (four CRI calls) only when the relist cannot vouch for
+    /// the pod cache's answer (<see cref="RuntimeInspector"/>).
     /// </summary>
     public TimeSpan ResyncPeriod { get; init; } = TimeSpan.FromMinutes(1);
 }
@@ -125,12 +126,13 @@ public sealed partial class PodWorker
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        var resync = false;
         while (!cancellationToken.IsCancellationRequested && State != PodWorkerState.Terminated)
         {
             TimeSpan next;
             try
             {
-                next = await TurnAsync(cancellationToken).ConfigureAwait(false);
+                next = await TurnAsync(cancellationToken, resync).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -164,12 +166,16 @@ public sealed partial class PodWorker
                 await delay.CancelAsync().ConfigureAwait(false);
             }
 
-            _wake.Reader.TryRead(out _);
+            // Nothing woke the worker and no retry was due: the periodic look, which may take the pod cache's answer.
+            resync = !_wake.Reader.TryRead(out _) && next == _ctx.ResyncPeriod;
         }
     }
 
-    /// <summary>One turn: sync or terminate; returns when to look again. Internal for tests.</summary>
-    internal async Task<TimeSpan> TurnAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// One turn: sync or terminate; returns when to look again. A <paramref name="resync"/> turn (the periodic look) takes
+    /// the pod cache's answer while it is current (<see cref="RuntimeInspector"/>). Internal for tests.
+    /// </summary>
+    internal async Task<TimeSpan> TurnAsync(CancellationToken cancellationToken, bool resync = false)
     {
         V1Pod? pod;
         PodWorkerState state;
@@ -181,16 +187,16 @@ public sealed partial class PodWorker
 
         if (state == PodWorkerState.Syncing && pod is not null)
         {
-            return await SyncAsync(pod, cancellationToken).ConfigureAwait(false);
+            return await SyncAsync(pod, resync, cancellationToken).ConfigureAwait(false);
         }
 
         return await TerminateAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<TimeSpan> SyncAsync(V1Pod pod, CancellationToken cancellationToken)
+    private async Task<TimeSpan> SyncAsync(V1Pod pod, bool resync, CancellationToken cancellationToken)
     {
         LogSyncing(Uid, pod.Namespace(), pod.Name());
-        var observed = await _ctx.Inspector.InspectAsync(Uid, cancellationToken).ConfigureAwait(false);
+        var observed = await _ctx.Inspector.InspectAsync(Uid, resync, cancellationToken).ConfigureAwait(false);
         var probes = _ctx.Probes.Results(pod, observed);
         var plan = PodPlanner.PlanSync(pod, observed, probes.Unhealthy);
         TimeSpan? retry = null;

@@ -4,10 +4,126 @@ using EdgeKube.Agent.Cri.V1;
 
 namespace EdgeKube.Agent.Runtime;
 
-/// <summary>Reads what the runtime holds for one pod (kubelet's GetPodStatus): its sandboxes and every container with its full status.</summary>
-public sealed class RuntimeInspector(IContainerRuntime runtime)
+/// <summary>
+/// Reads what the runtime holds for one pod (kubelet's GetPodStatus): its sandboxes and every container with its full
+/// status. Four or more CRI calls a pod.
+/// <para>
+/// With the relist's observer it also keeps each pod's last answer, as kubelet's pod cache does for its periodic
+/// syncs: a pod worker's once-a-minute look (<see cref="InspectAsync(string, bool, CancellationToken)"/> with
+/// <c>allowCached</c>) gets the kept answer while it is known to be current, and costs no CRI call. It is current when no
+/// relist has reported the pod changed since the answer was first asked for, and a relist that started after the
+/// answer came has succeeded. Every sandbox and container only moves forward (created, running, exited, removed; ready,
+/// not ready, removed) and their ids are never reused, so anything that changed after the read differs between two
+/// relists at or after it, and the later one reports the pod changed. Everything else (a new spec, a wake-up by the
+/// relist or a probe, a retry, the turn after a plan ran) reads the runtime.
+/// </para>
+/// </summary>
+public sealed class RuntimeInspector
 {
-    public async Task<ObservedPod> InspectAsync(string uid, CancellationToken cancellationToken)
+    private readonly IContainerRuntime _runtime;
+    private readonly RuntimeObserver? _observer;
+    private readonly object _lock = new();
+    private readonly Dictionary<string, Kept> _kept = new(StringComparer.Ordinal);
+
+    public RuntimeInspector(IContainerRuntime runtime, RuntimeObserver? observer = null)
+    {
+        _runtime = runtime;
+        _observer = observer;
+        if (observer is not null)
+        {
+            observer.PodChanged += Forget;
+            observer.Relisted += KeepOnly;
+        }
+    }
+
+    /// <summary>Looks answered from the kept answer, without a CRI call.</summary>
+    public long KeptAnswers => Interlocked.Read(ref _keptAnswers);
+
+    private long _keptAnswers;
+
+    /// <summary>Reads the runtime.</summary>
+    public Task<ObservedPod> InspectAsync(string uid, CancellationToken cancellationToken) => InspectAsync(uid, allowCached: false, cancellationToken);
+
+    /// <summary>With <paramref name="allowCached"/>, the kept answer while it is current (see the class); otherwise, or when it is not, reads the runtime.</summary>
+    public async Task<ObservedPod> InspectAsync(string uid, bool allowCached, CancellationToken cancellationToken)
+    {
+        if (_observer is not { } observer)
+        {
+            return await ReadAsync(uid, cancellationToken).ConfigureAwait(false);
+        }
+
+        var ticket = new Kept();
+        lock (_lock)
+        {
+            if (allowCached && _kept.TryGetValue(uid, out var kept) && kept.Pod is { } pod && observer.LastGoodListStart > kept.ListsStartedWhenRead)
+            {
+                Interlocked.Increment(ref _keptAnswers);
+                return pod;
+            }
+
+            // Taken before the read: a change reported while it runs makes its answer one not to keep.
+            if (_kept.Remove(uid, out var old))
+            {
+                old.Valid = false;
+            }
+
+            _kept[uid] = ticket;
+        }
+
+        var observed = await ReadAsync(uid, cancellationToken).ConfigureAwait(false);
+        lock (_lock)
+        {
+            if (ticket.Valid && _kept.TryGetValue(uid, out var current) && ReferenceEquals(current, ticket))
+            {
+                ticket.ListsStartedWhenRead = observer.ListsStarted;
+                ticket.Pod = observed;
+            }
+        }
+
+        return observed;
+    }
+
+    private void Forget(string uid)
+    {
+        lock (_lock)
+        {
+            if (_kept.Remove(uid, out var kept))
+            {
+                kept.Valid = false;
+            }
+        }
+    }
+
+    /// <summary>Drops what is kept for pods the runtime no longer holds (their workers read afresh anyway).</summary>
+    private void KeepOnly(IReadOnlyCollection<string> uids)
+    {
+        lock (_lock)
+        {
+            List<string>? gone = null;
+            foreach (var uid in _kept.Keys)
+            {
+                if (!uids.Contains(uid))
+                {
+                    (gone ??= []).Add(uid);
+                }
+            }
+
+            foreach (var uid in gone ?? [])
+            {
+                _kept.Remove(uid, out var kept);
+                kept!.Valid = false;
+            }
+        }
+    }
+
+    private sealed class Kept
+    {
+        public ObservedPod? Pod;
+        public long ListsStartedWhenRead;
+        public bool Valid = true;
+    }
+
+    private async Task<ObservedPod> ReadAsync(string uid, CancellationToken cancellationToken)
     {
         var selector = new Dictionary<string, string> { [RuntimeLabels.PodUid] = uid };
         var sandboxFilter = new PodSandboxFilter();
@@ -15,8 +131,8 @@ public sealed class RuntimeInspector(IContainerRuntime runtime)
         var containerFilter = new ContainerFilter();
         containerFilter.LabelSelector.Add(selector);
 
-        var sandboxes = await runtime.ListPodSandboxAsync(sandboxFilter, cancellationToken).ConfigureAwait(false);
-        var containers = await runtime.ListContainersAsync(containerFilter, cancellationToken).ConfigureAwait(false);
+        var sandboxes = await _runtime.ListPodSandboxAsync(sandboxFilter, cancellationToken).ConfigureAwait(false);
+        var containers = await _runtime.ListContainersAsync(containerFilter, cancellationToken).ConfigureAwait(false);
 
         var observedSandboxes = new List<ObservedSandbox>(sandboxes.Count);
         string ns = string.Empty, name = string.Empty;
@@ -29,7 +145,7 @@ public sealed class RuntimeInspector(IContainerRuntime runtime)
             var hostNetwork = false;
             if (s.State == PodSandboxState.SandboxReady)
             {
-                var status = await runtime.PodSandboxStatusAsync(s.Id, cancellationToken).ConfigureAwait(false);
+                var status = await _runtime.PodSandboxStatusAsync(s.Id, cancellationToken).ConfigureAwait(false);
                 if (status?.Network is { } net)
                 {
                     ip = string.IsNullOrEmpty(net.Ip) ? null : net.Ip;
@@ -46,7 +162,7 @@ public sealed class RuntimeInspector(IContainerRuntime runtime)
         var observedContainers = new List<ObservedContainer>(containers.Count);
         foreach (var c in containers)
         {
-            var status = await runtime.ContainerStatusAsync(c.Id, cancellationToken).ConfigureAwait(false);
+            var status = await _runtime.ContainerStatusAsync(c.Id, cancellationToken).ConfigureAwait(false);
             if (status is null)
             {
                 continue; // removed between list and status

@@ -38,6 +38,18 @@ public sealed partial class RuntimeObserver(IContainerRuntime runtime, TimeProvi
 
     public long RelistCount { get; private set; }
 
+    /// <summary>Relists started (their runtime calls made), successful or not.</summary>
+    public long ListsStarted => Interlocked.Read(ref _listsStarted);
+
+    /// <summary>
+    /// <see cref="ListsStarted"/> as it was when the last successful relist started, set once that relist has reported every
+    /// change it found: a relist that started after a moment <c>t</c> has succeeded when this exceeds the count read at <c>t</c>.
+    /// </summary>
+    public long LastGoodListStart => Interlocked.Read(ref _lastGoodListStart);
+
+    private long _listsStarted;
+    private long _lastGoodListStart;
+
     /// <summary>When the relist loop last finished a turn, whether the runtime answered or not (the agent's watchdog looks at it).</summary>
     public DateTimeOffset? LastTurn => Interlocked.Read(ref _lastTurnTicks) is > 0 and var t ? new DateTimeOffset(t, TimeSpan.Zero) : null;
 
@@ -61,6 +73,7 @@ public sealed partial class RuntimeObserver(IContainerRuntime runtime, TimeProvi
     public async Task RelistAsync(CancellationToken cancellationToken)
     {
         RuntimeListing listing;
+        var started = Interlocked.Increment(ref _listsStarted);
         try
         {
             listing = await runtime.ListPodStatesAsync(ManagedSelector, cancellationToken).ConfigureAwait(false);
@@ -131,6 +144,7 @@ public sealed partial class RuntimeObserver(IContainerRuntime runtime, TimeProvi
         }
 
         Relisted?.Invoke(_uids);
+        Interlocked.Exchange(ref _lastGoodListStart, started);
     }
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "Runtime relist failed: {Error}")]

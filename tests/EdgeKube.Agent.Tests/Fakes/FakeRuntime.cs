@@ -242,8 +242,19 @@ public sealed class FakeRuntime(TimeProvider time) : IContainerRuntime
         return _listing;
     });
 
-    public Task<ContainerStatus?> ContainerStatusAsync(string containerId, CancellationToken cancellationToken) =>
-        Call("ContainerStatus", () => _containers.TryGetValue(containerId, out var c) ? c.Status.Clone() : null);
+    public async Task<ContainerStatus?> ContainerStatusAsync(string containerId, CancellationToken cancellationToken)
+    {
+        var status = await Call("ContainerStatus", () => _containers.TryGetValue(containerId, out var c) ? c.Status.Clone() : null).ConfigureAwait(false);
+        if (AfterContainerStatus is { } after)
+        {
+            await after().ConfigureAwait(false);
+        }
+
+        return status;
+    }
+
+    /// <summary>Awaited after each ContainerStatus has read its answer and before it returns it: a slow answer.</summary>
+    public Func<Task>? AfterContainerStatus { get; set; }
 
     public Task<ExecSyncResponse> ExecSyncAsync(string containerId, IReadOnlyList<string> command, TimeSpan timeout, CancellationToken cancellationToken) =>
         Call("ExecSync", () => new ExecSyncResponse { ExitCode = command.Count > 0 && command[0] == "false" ? 1 : 0 });

@@ -58,6 +58,37 @@ public sealed class PodWorkerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_periodic_look_vouched_for_by_the_relist_reads_nothing_and_a_change_is_still_acted_on()
+    {
+        var observer = new RuntimeObserver(_runtime, _time, NullLogger<RuntimeObserver>.Instance);
+        var context = _context with { Inspector = new RuntimeInspector(_runtime, observer) };
+        var pod = TestPods.Simple();
+        var worker = new PodWorker(pod.Uid(), pod, context);
+        await worker.TurnAsync(CancellationToken.None);
+
+        // The relist reports the new pod and the turn it wakes reads the runtime; the next relist sees nothing new, so the
+        // periodic look takes the answer kept from that read: no CRI call at all, the same status.
+        await observer.RelistAsync(CancellationToken.None);
+        await worker.TurnAsync(CancellationToken.None);
+        await observer.RelistAsync(CancellationToken.None);
+        var statusBefore = _statuses.Get(pod.Uid());
+        var calls = _runtime.Calls.Count;
+        var next = await worker.TurnAsync(CancellationToken.None, resync: true);
+        Assert.Equal(calls, _runtime.Calls.Count);
+        Assert.Equal(context.ResyncPeriod, next);
+        Assert.Equal("Running", _statuses.Get(pod.Uid())!.Phase);
+        Assert.Same(statusBefore, _statuses.Get(pod.Uid()));
+
+        // The container exits; the relist reports the pod, and even a periodic look reads the runtime and restarts it.
+        _runtime.Exit(_runtime.ContainersNamed("app").Single().Id, 2);
+        await observer.RelistAsync(CancellationToken.None);
+        await worker.TurnAsync(CancellationToken.None, resync: true);
+        Assert.Equal(2, _runtime.ContainersNamed("app").Count);
+        Assert.Equal(1, App(pod).RestartCount);
+        Assert.Equal(2, App(pod).LastState.Terminated.ExitCode);
+    }
+
+    [Fact]
     public async Task A_crashing_container_backs_off_ten_seconds_then_twenty()
     {
         var pod = TestPods.Simple();
