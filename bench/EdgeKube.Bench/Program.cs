@@ -15,7 +15,7 @@ public static class Program
         if (error is not null)
         {
             Console.Error.WriteLine("edgekube-bench: " + error);
-            Console.Error.WriteLine($"usage: bench/run.sh [{string.Join('|', Order)}|trace]... [--runs N] [--window SECONDS] [--nodes 100,1000] [--pods-per-node 10] [--create-rate PODS_PER_S] [--out DIR] [--agent PATH] [--agent-env NAME=VALUE]... [--master-env NAME=VALUE]...");
+            Console.Error.WriteLine($"usage: bench/run.sh [{string.Join('|', Order)}|trace]... [--runs N] [--window SECONDS] [--nodes 100,1000] [--pods 0,10,30] [--pods-per-node 10] [--create-rate PODS_PER_S] [--out DIR] [--agent PATH] [--agent-env NAME=VALUE]... [--master-env NAME=VALUE]...");
             return 2;
         }
 

@@ -38,6 +38,9 @@ public class ContainerdHost
 
     public string SocketPath => Path.Combine(Root, "containerd.sock");
 
+    /// <summary>The containerd process while it runs (the benchmarks sample its CPU).</summary>
+    public int? ContainerdPid => _containerd?.Pid;
+
     public string ConfigPath => Path.Combine(Root, "config.toml");
 
     public string BusyboxImage => BusyboxImageName;

@@ -15,6 +15,9 @@ public sealed class ContainerdInstance(string root, string cniConfDir, IReadOnly
     private readonly StringBuilder _log = new();
     private Process? _process;
 
+    /// <summary>The containerd process while it runs.</summary>
+    public int? Pid => _process is { HasExited: false } p ? p.Id : null;
+
     public string Root { get; } = root;
 
     public string CniConfDir { get; } = cniConfDir;

@@ -21,7 +21,7 @@ public static class Footprint
     public static async Task<Report> RunAsync(BenchOptions o)
     {
         var report = new Report("footprint", "Footprint: NativeAOT agent, idle, joined to a master",
-            "pods running", "RSS MiB", "anonymous MiB", "binary image MiB", "GC heap MiB", "allocated KB/s", "peak RSS (VmHWM) MiB", "CPU s/min idle", "% of a core", "fds", "threads", "target");
+            "pods running", "RSS MiB", "anonymous MiB", "binary image MiB", "GC heap MiB", "allocated KB/s", "peak RSS (VmHWM) MiB", "CPU s/min idle", "% of a core", "containerd % of a core", "fds", "threads", "target");
         await using var cluster = await Cluster.StartAsync();
         // Past the agent's start-up: it gives back the executable pages only start-up needed 30 s after starting
         // (StartupPagesService), and the idle figures are about the agent after that.
@@ -59,6 +59,7 @@ public static class Footprint
             var heap = new List<double>();
             var allocated = new List<double>();
             var cpu = new List<double>();
+            var containerdCpu = new List<double>();
             var fds = new List<double>();
             var threads = new List<double>();
             ProcSample last = cluster.Agent.Sample();
@@ -69,9 +70,12 @@ public static class Footprint
             for (var run = 0; run < o.Runs; run++)
             {
                 var before = cluster.Agent.Sample();
+                var containerdBefore = ProcSample.Of(cluster.Containerd.ContainerdPid!.Value);
                 var gcBefore = GcSample.Parse(await cluster.Agent.MetricsAsync());
                 await Task.Delay(TimeSpan.FromSeconds(o.Window));
                 last = cluster.Agent.Sample();
+                var containerdAfter = ProcSample.Of(cluster.Containerd.ContainerdPid!.Value);
+                containerdCpu.Add((containerdAfter.CpuSeconds - containerdBefore.CpuSeconds) / (containerdAfter.At - containerdBefore.At).TotalSeconds * 100);
                 memory = MemoryBreakdown.Of(cluster.Agent.Pid);
                 var gc = GcSample.Parse(await cluster.Agent.MetricsAsync());
                 var seconds = (last.At - before.At).TotalSeconds;
@@ -96,7 +100,7 @@ public static class Footprint
                 : $"CPU ≤ {CpuTargetPercent}%: {Report.Verdict(percent.Median <= CpuTargetPercent)}";
             report.Row(pods.ToString(CultureInfo.InvariantCulture), rssS.Show("0.0"), Summary.Of(anonymous).Show("0.0"), Summary.Of(image).Show("0.0"),
                 Summary.Of(heap).Show("0.0"), Summary.Of(allocated).Show("0"), Report.Mb(last.PeakRssBytes), cpuS.Show("0.000"), percent.Show("0.00"),
-                Summary.Of(fds).Show("0"), Summary.Of(threads).Show("0"), target);
+                Summary.Of(containerdCpu).Show("0.00"), Summary.Of(fds).Show("0"), Summary.Of(threads).Show("0"), target);
             report.Data[$"pods{pods}"] = new JsonObject
             {
                 ["rssMiB"] = rssS.Json(),
@@ -113,6 +117,7 @@ public static class Footprint
                 ["peakRssMiB"] = last.PeakRssBytes / 1048576.0,
                 ["cpuSecondsPerMinute"] = cpuS.Json(),
                 ["cpuPercentOfCore"] = percent.Json(),
+                ["containerdCpuPercentOfCore"] = Summary.Of(containerdCpu).Json(),
                 ["fds"] = Summary.Of(fds).Json(),
                 ["threads"] = Summary.Of(threads).Json(),
                 ["threadNames"] = new JsonObject([.. memory.Threads.Select(t => KeyValuePair.Create(t.Key, (JsonNode?)t.Value))]),
@@ -124,10 +129,10 @@ public static class Footprint
         var size = new FileInfo(arm).Length;
         var file = (await Run.ProcessAsync("file", ["-b", arm])).Output.Trim();
         var stripped = file.Contains("stripped", StringComparison.Ordinal) && !file.Contains("not stripped", StringComparison.Ordinal);
-        report.Row("linux-arm64 binary", "", "", "", "", "", "", "", "", "", "", $"{Report.Mb(size)} MiB{(stripped ? " (stripped)" : " (NOT stripped)")}; ≤ {BinaryTargetMb} MiB: {Report.Verdict(size / 1048576.0 <= BinaryTargetMb)}");
+        report.Row("linux-arm64 binary", "", "", "", "", "", "", "", "", "", "", "", $"{Report.Mb(size)} MiB{(stripped ? " (stripped)" : " (NOT stripped)")}; ≤ {BinaryTargetMb} MiB: {Report.Verdict(size / 1048576.0 <= BinaryTargetMb)}");
         report.Data["arm64BinaryBytes"] = size;
         report.Data["arm64BinaryStripped"] = stripped;
-        report.Note($"Each figure: median (min–max) of {o.Runs} windows of {o.Window} s, after the pods were Running and the agent had given back the pages their start touched, 30 s after their statuses last changed, and 5 s more (the first, with no pods, 45 s after the node was Ready). CPU is utime+stime of the agent process from /proc/PID/stat; RSS and VmHWM from /proc/PID/status (VmHWM is the peak over the whole run, start-up included).");
+        report.Note($"Each figure: median (min–max) of {o.Runs} windows of {o.Window} s, after the pods were Running and the agent had given back the pages their start touched, 30 s after their statuses last changed, and 5 s more (the first, with no pods, 45 s after the node was Ready). CPU is utime+stime of the agent process from /proc/PID/stat; 'containerd % of a core' is the same for the bench's containerd over the same windows (the CRI calls the agent makes cost it CPU too; the pods' shims are not counted); RSS and VmHWM from /proc/PID/status (VmHWM is the peak over the whole run, start-up included).");
         report.Note("RSS by where it is (/proc/PID/smaps at the end of the window): anonymous (GC heap, thread stacks, malloc) and the executable's own image (file-backed, clean pages of the binary that were touched; shared with the page cache and dropped first under memory pressure); shared libraries (libc, libm, ld.so) make up the rest. The JSON has more of the anonymous part: the executable's bss (executableBssMiB: in a NativeAOT binary mostly the type data rehydrated at start), malloc's heap, the GC's committed memory. GC heap: the managed heap after the last collection and allocated KB/s: managed allocation rate over the window, both from the agent's /metrics (GC.GetGCMemoryInfo, GC.GetTotalAllocatedBytes); the JSON also has the collections and the GC's pause time per minute of the window (GC.GetTotalPauseDuration), the CPU the GC settings cost.");
         report.Note("The agent runs the published NativeAOT binary (artifacts/publish/linux-x64) against the bench's own containerd; pods are busybox `sleep` started by `kubectl apply` through the master.");
         return report;
