@@ -1,5 +1,7 @@
 using EdgeKube.Agent.Cri;
 using EdgeKube.Agent.Cri.V1;
+using EdgeKube.Agent.Pods;
+using k8s.Models;
 
 namespace EdgeKube.Agent.Tests.Fakes;
 
@@ -43,6 +45,16 @@ public sealed class FakeRuntime(TimeProvider time) : IContainerRuntime
         {
             _images.Add(image);
         }
+    }
+
+    /// <summary>Runs <paramref name="pod"/>'s sandbox and its first container as the agent would configure them, with no pod worker.</summary>
+    public async Task<(string Sandbox, string Container)> RunPodAsync(V1Pod pod, RuntimeConfigBuilder configs)
+    {
+        var sandboxConfig = configs.BuildSandboxConfig(pod, 0);
+        var sandbox = await RunPodSandboxAsync(sandboxConfig, CancellationToken.None);
+        var container = await CreateContainerAsync(sandbox, configs.BuildContainerConfig(pod, pod.Spec.Containers[0], "busybox:1.0", 0, null, false), sandboxConfig, CancellationToken.None);
+        await StartContainerAsync(container, CancellationToken.None);
+        return (sandbox, container);
     }
 
     public void InjectError(string call, RuntimeException error)

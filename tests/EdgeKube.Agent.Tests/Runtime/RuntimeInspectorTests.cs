@@ -26,14 +26,7 @@ public sealed class RuntimeInspectorTests
         _inspector = new RuntimeInspector(_runtime, _observer);
     }
 
-    private async Task<string> RunAsync(V1Pod pod)
-    {
-        var sandboxConfig = _configs.BuildSandboxConfig(pod, 0);
-        var sandbox = await _runtime.RunPodSandboxAsync(sandboxConfig, CancellationToken.None);
-        var container = await _runtime.CreateContainerAsync(sandbox, _configs.BuildContainerConfig(pod, pod.Spec.Containers[0], "busybox:1.0", 0, null, false), sandboxConfig, CancellationToken.None);
-        await _runtime.StartContainerAsync(container, CancellationToken.None);
-        return container;
-    }
+    private async Task<string> RunAsync(V1Pod pod) => (await _runtime.RunPodAsync(pod, _configs)).Container;
 
     private int Reads() => _runtime.Calls.Count(ReadCalls.Contains);
 

@@ -27,14 +27,7 @@ public sealed class RuntimeObserverTests
         _observer.Relisted += uids => _relisted.Add([.. uids.Order(StringComparer.Ordinal)]);
     }
 
-    private async Task<(string Sandbox, string Container)> RunAsync(V1Pod pod)
-    {
-        var sandboxConfig = _configs.BuildSandboxConfig(pod, 0);
-        var sandbox = await _runtime.RunPodSandboxAsync(sandboxConfig, CancellationToken.None);
-        var container = await _runtime.CreateContainerAsync(sandbox, _configs.BuildContainerConfig(pod, pod.Spec.Containers[0], "busybox:1.0", 0, null, false), sandboxConfig, CancellationToken.None);
-        await _runtime.StartContainerAsync(container, CancellationToken.None);
-        return (sandbox, container);
-    }
+    private Task<(string Sandbox, string Container)> RunAsync(V1Pod pod) => _runtime.RunPodAsync(pod, _configs);
 
     private async Task<string[]> RelistAsync()
     {
