@@ -36,6 +36,9 @@ public sealed record ProcSample(long RssBytes, long PeakRssBytes, double CpuSeco
         return new ProcSample(rss, hwm, ticks / 100.0, threads, fds, DateTime.UtcNow);
     }
 
+    /// <summary>CPU used between <paramref name="earlier"/> and this sample, in % of one core.</summary>
+    public double PercentOfCoreSince(ProcSample earlier) => (CpuSeconds - earlier.CpuSeconds) / (At - earlier.At).TotalSeconds * 100;
+
     private static long Kb(string line) =>
         long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
 }

@@ -23,6 +23,7 @@ public static class Footprint
         var report = new Report("footprint", "Footprint: NativeAOT agent, idle, joined to a master",
             "pods running", "RSS MiB", "anonymous MiB", "binary image MiB", "GC heap MiB", "allocated KB/s", "peak RSS (VmHWM) MiB", "CPU s/min idle", "% of a core", "containerd % of a core", "fds", "threads", "target");
         await using var cluster = await Cluster.StartAsync();
+        var containerdPid = cluster.Containerd.ContainerdPid ?? throw new InvalidOperationException("the bench's containerd is not running");
         // Past the agent's start-up: it gives back the executable pages only start-up needed 30 s after starting
         // (StartupPagesService), and the idle figures are about the agent after that.
         await Task.Delay(TimeSpan.FromSeconds(45));
@@ -70,12 +71,11 @@ public static class Footprint
             for (var run = 0; run < o.Runs; run++)
             {
                 var before = cluster.Agent.Sample();
-                var containerdBefore = ProcSample.Of(cluster.Containerd.ContainerdPid!.Value);
+                var containerdBefore = ProcSample.Of(containerdPid);
                 var gcBefore = GcSample.Parse(await cluster.Agent.MetricsAsync());
                 await Task.Delay(TimeSpan.FromSeconds(o.Window));
                 last = cluster.Agent.Sample();
-                var containerdAfter = ProcSample.Of(cluster.Containerd.ContainerdPid!.Value);
-                containerdCpu.Add((containerdAfter.CpuSeconds - containerdBefore.CpuSeconds) / (containerdAfter.At - containerdBefore.At).TotalSeconds * 100);
+                containerdCpu.Add(ProcSample.Of(containerdPid).PercentOfCoreSince(containerdBefore));
                 memory = MemoryBreakdown.Of(cluster.Agent.Pid);
                 var gc = GcSample.Parse(await cluster.Agent.MetricsAsync());
                 var seconds = (last.At - before.At).TotalSeconds;

@@ -79,7 +79,7 @@ public static class Scale
             var a = cluster.Master.Sample();
             await Task.Delay(TimeSpan.FromSeconds(o.Window));
             var b = cluster.Master.Sample();
-            idle.Add((b.CpuSeconds - a.CpuSeconds) / (b.At - a.At).TotalSeconds * 100);
+            idle.Add(b.PercentOfCoreSince(a));
         }
 
         var get = new List<double>();

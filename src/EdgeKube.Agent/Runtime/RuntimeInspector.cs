@@ -52,7 +52,7 @@ public sealed class RuntimeInspector
             return await ReadAsync(uid, cancellationToken).ConfigureAwait(false);
         }
 
-        var ticket = new Kept();
+        Kept ticket;
         lock (_lock)
         {
             if (allowCached && _kept.TryGetValue(uid, out var kept) && kept.Pod is { } pod && observer.LastGoodListStart > kept.ListsStartedWhenRead)
@@ -61,19 +61,14 @@ public sealed class RuntimeInspector
                 return pod;
             }
 
-            // Taken before the read: a change reported while it runs makes its answer one not to keep.
-            if (_kept.Remove(uid, out var old))
-            {
-                old.Valid = false;
-            }
-
-            _kept[uid] = ticket;
+            // Taken before the read: a change reported while it runs removes it, and its answer is not kept.
+            _kept[uid] = ticket = new Kept();
         }
 
         var observed = await ReadAsync(uid, cancellationToken).ConfigureAwait(false);
         lock (_lock)
         {
-            if (ticket.Valid && _kept.TryGetValue(uid, out var current) && ReferenceEquals(current, ticket))
+            if (_kept.TryGetValue(uid, out var current) && ReferenceEquals(current, ticket))
             {
                 ticket.ListsStartedWhenRead = observer.ListsStarted;
                 ticket.Pod = observed;
@@ -87,10 +82,7 @@ public sealed class RuntimeInspector
     {
         lock (_lock)
         {
-            if (_kept.Remove(uid, out var kept))
-            {
-                kept.Valid = false;
-            }
+            _kept.Remove(uid);
         }
     }
 
@@ -108,10 +100,14 @@ public sealed class RuntimeInspector
                 }
             }
 
-            foreach (var uid in gone ?? [])
+            if (gone is null)
             {
-                _kept.Remove(uid, out var kept);
-                kept!.Valid = false;
+                return;
+            }
+
+            foreach (var uid in gone)
+            {
+                _kept.Remove(uid);
             }
         }
     }
@@ -120,7 +116,6 @@ public sealed class RuntimeInspector
     {
         public ObservedPod? Pod;
         public long ListsStartedWhenRead;
-        public bool Valid = true;
     }
 
     private async Task<ObservedPod> ReadAsync(string uid, CancellationToken cancellationToken)
