@@ -122,13 +122,15 @@ public sealed class MasterProc : IAsyncDisposable
     /// Follows <c>GET path?watch=1</c> (a list is made first for its resourceVersion), calling <paramref name="onEvent"/>
     /// with the event type and object as each line arrives; ends when <paramref name="cancellationToken"/> fires.
     /// </summary>
-    public async Task WatchAsync(string path, Action<string, JsonObject> onEvent, CancellationToken cancellationToken)
+    public async Task WatchAsync(string path, Action<string, JsonObject> onEvent, CancellationToken cancellationToken, Action? listed = null)
     {
         var list = await GetAsync(path);
         foreach (var item in list["items"]!.AsArray())
         {
             onEvent("ADDED", item!.AsObject());
         }
+
+        listed?.Invoke();
 
         var rv = list["metadata"]?["resourceVersion"]?.GetValue<string>() ?? "0";
         while (!cancellationToken.IsCancellationRequested)
@@ -165,6 +167,42 @@ public sealed class MasterProc : IAsyncDisposable
             {
                 await Task.Delay(200, cancellationToken);
             }
+        }
+    }
+
+    /// <summary>
+    /// Time from <paramref name="act"/> until a watch on <paramref name="path"/>, listed before it, delivers an object
+    /// that <paramref name="match"/> accepts: the moment a client of the API could first know, with no polling interval
+    /// in the figure.
+    /// </summary>
+    public async Task<TimeSpan> TimeUntilWatchShowsAsync(string path, Func<JsonObject, bool> match, Func<Task> act, TimeSpan timeout)
+    {
+        var listed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var seen = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var stop = new CancellationTokenSource(timeout);
+        var watch = WatchAsync(path, (type, obj) =>
+        {
+            if (listed.Task.IsCompleted && type is "ADDED" or "MODIFIED" && match(obj))
+            {
+                seen.TrySetResult(Stopwatch.GetTimestamp());
+            }
+        }, stop.Token, listed.SetResult);
+        try
+        {
+            // A watch that failed before it listed (the API refused it) ends the wait with its error.
+            await (await Task.WhenAny(listed.Task, watch)).WaitAsync(stop.Token);
+            var start = Stopwatch.GetTimestamp();
+            await act();
+            return Stopwatch.GetElapsedTime(start, await seen.Task.WaitAsync(stop.Token));
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            throw new TimeoutException($"timed out waiting for a watch on {path} to show the change");
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await watch;
         }
     }
 
