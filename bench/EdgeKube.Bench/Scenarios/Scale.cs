@@ -19,23 +19,62 @@ public static class Scale
     public static async Task<Report> RunAsync(BenchOptions o)
     {
         var report = new Report("scale", "Master scale with hollow nodes (one master, embedded broker)",
-            "nodes", "pods", "nodes Ready after s", "pods created in s", "scheduling pods/s", "all Running after s", "master RSS MiB (peak)", "master CPU s during ramp",
+            "nodes", "pods", "nodes Ready after s", "pods created in s", "scheduling pods/s", "all Running after s", "master RSS MiB", "master peak RSS MiB", "master CPU s during ramp",
             "master idle % of a core", "kubectl get pods -A s", "10% nodes lost → NotReady s");
         foreach (var n in o.Nodes)
         {
-            await RunOneAsync(o, report, n);
+            var runs = new List<Figures>();
+            for (var run = 1; run <= o.Runs; run++)
+            {
+                Console.Error.WriteLine($"bench scale: {n} nodes, run {run} of {o.Runs}");
+                runs.Add(await RunOneAsync(o, n));
+            }
+
+            AddRow(report, n, n * o.PodsPerNode, runs);
         }
 
+        report.Note($"Median (min–max) of {o.Runs} runs per size; each run is a fresh master and fresh hollow nodes, from the first connection to the lost nodes.");
         report.Note("Hollow nodes: the real agent (EdgeKube.Agent's Agent: MQTT link, pod source, pod workers, status manager, node reporter) over the unit tests' in-memory runtime, all in the bench process, like kubemark. The master is its own process with its embedded broker; both share this machine's cores with the hollow nodes.");
         report.Note($"Pods are created through the API ({HollowCluster.CreateParallelism} requests in flight{(o.CreateRate > 0 ? $", at most {o.CreateRate:0.#} a second" : string.Empty)}) without a node; 'scheduling pods/s' is pods / (last pod bound − first create). 'all Running' is from the first create until a watch on the API has shown every pod Running.");
+        report.Note($"Master RSS once all pods run and kubectl get pods -A has listed them; peak RSS is the process's VmHWM. Idle CPU over {o.Window} s, 10 s after all pods run. kubectl get pods -A is the wall time of the whole kubectl process.");
         report.Note($"'10% nodes lost': the first 10% of the nodes reach the broker through a proxy that then swallows all traffic silently (a network cut); the broker notices after 1.5 × keepalive ({KeepAlive.TotalSeconds} s), publishes the will, and the master marks the node NotReady. Time until a watch on the API has shown all of them NotReady.");
-        report.Note($"kubectl get pods -A: median (min–max) of {o.Runs} runs, wall time of the whole kubectl process.");
         return report;
     }
 
-    private static async Task RunOneAsync(BenchOptions o, Report report, int nodes)
+    /// <summary>One run's figures at one size.</summary>
+    private sealed record Figures(
+        double NodesReady, double Create, double PodsPerSecond, double AllRunning, long Rss, long PeakRss, double RampCpu,
+        double IdlePercent, double GetPods, double LostNotReady, IReadOnlyDictionary<string, long> Warnings);
+
+    private static void AddRow(Report report, int nodes, int pods, List<Figures> runs)
     {
-        Console.Error.WriteLine($"bench scale: {nodes} nodes");
+        Summary Of(Func<Figures, double> figure) => Summary.Of(runs.Select(figure));
+        var (ready, create, rate, running, rss, peak, cpu, idle, get, lost) = (
+            Of(r => r.NodesReady), Of(r => r.Create), Of(r => r.PodsPerSecond), Of(r => r.AllRunning), Of(r => r.Rss / 1048576.0),
+            Of(r => r.PeakRss / 1048576.0), Of(r => r.RampCpu), Of(r => r.IdlePercent), Of(r => r.GetPods), Of(r => r.LostNotReady));
+        report.Row(nodes.ToString(CultureInfo.InvariantCulture), pods.ToString(CultureInfo.InvariantCulture), ready.Show("0.0"), create.Show("0.0"), rate.Show("0"),
+            running.Show("0.0"), rss.Show("0.0"), peak.Show("0.0"), cpu.Show("0.0"), idle.Show("0.0"), get.Show("0.00"), lost.Show("0.0"));
+        report.Data[$"nodes{nodes}"] = new JsonObject
+        {
+            ["pods"] = pods,
+            ["runs"] = runs.Count,
+            ["nodesReadySeconds"] = ready.Json(),
+            ["createSeconds"] = create.Json(),
+            ["schedulingPodsPerSecond"] = rate.Json(),
+            ["allRunningSeconds"] = running.Json(),
+            ["masterRssMiB"] = rss.Json(),
+            ["masterPeakRssMiB"] = peak.Json(),
+            ["masterCpuSecondsRamp"] = cpu.Json(),
+            ["masterIdlePercentOfCore"] = idle.Json(),
+            ["kubectlGetPodsSeconds"] = get.Json(),
+            ["lostNodes"] = Math.Max(1, nodes / 10),
+            ["lostNotReadySeconds"] = lost.Json(),
+            ["hollowWarningsUntilRunning"] = new JsonArray([.. runs.Select(r => (JsonNode)new JsonObject([.. r.Warnings.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]))]),
+        };
+    }
+
+    private static async Task<Figures> RunOneAsync(BenchOptions o, int nodes)
+    {
         var lost = Math.Max(1, nodes / 10);
         var pods = nodes * o.PodsPerNode;
         await using var cluster = await HollowCluster.StartAsync(nodes, lost, KeepAlive);
@@ -66,32 +105,21 @@ public static class Scale
 
         var warnings = cluster.Fleet.Warnings.Counts();
         var cpu1 = cluster.Master.Sample();
-        var lastBound = cluster.BoundAt.Values.Max();
-        var lastRunning = cluster.RunningAt.Values.Max();
-        var throughput = pods / (lastBound - t0).TotalSeconds;
-        var allRunning = (lastRunning - t0).TotalSeconds;
+        var throughput = pods / (cluster.BoundAt.Values.Max() - t0).TotalSeconds;
+        var allRunning = (cluster.RunningAt.Values.Max() - t0).TotalSeconds;
         Console.Error.WriteLine($"bench scale: all Running after {allRunning:0.0} s");
 
         await Task.Delay(TimeSpan.FromSeconds(10));
-        var idle = new List<double>();
-        for (var run = 0; run < o.Runs; run++)
-        {
-            var a = cluster.Master.Sample();
-            await Task.Delay(TimeSpan.FromSeconds(o.Window));
-            var b = cluster.Master.Sample();
-            idle.Add(b.PercentOfCoreSince(a));
-        }
+        var a = cluster.Master.Sample();
+        await Task.Delay(TimeSpan.FromSeconds(o.Window));
+        var idle = cluster.Master.Sample().PercentOfCoreSince(a);
 
-        var get = new List<double>();
-        for (var run = 0; run < o.Runs; run++)
+        var clock = Stopwatch.StartNew();
+        var output = await cluster.Master.Kubectl("get", "pods", "-A");
+        var get = clock.Elapsed.TotalSeconds;
+        if (output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length < pods + 1)
         {
-            var clock = Stopwatch.StartNew();
-            var output = await cluster.Master.Kubectl("get", "pods", "-A");
-            get.Add(clock.Elapsed.TotalSeconds);
-            if (output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length < pods + 1)
-            {
-                throw new InvalidOperationException($"kubectl get pods -A listed fewer than {pods} pods");
-            }
+            throw new InvalidOperationException($"kubectl get pods -A listed fewer than {pods} pods");
         }
 
         var mem = cluster.Master.Sample();
@@ -101,30 +129,8 @@ public static class Scale
         await cluster.WaitNotReadyAsync(lostNames, TimeSpan.FromMinutes(5));
         var loss = lossClock.Elapsed.TotalSeconds;
         cluster.Proxy.DropAll();
-
-        var idleS = Summary.Of(idle);
-        var getS = Summary.Of(get);
-        report.Row(nodes.ToString(CultureInfo.InvariantCulture), pods.ToString(CultureInfo.InvariantCulture), register.ToString("0.0", CultureInfo.InvariantCulture),
-            create.ToString("0.0", CultureInfo.InvariantCulture), throughput.ToString("0", CultureInfo.InvariantCulture), allRunning.ToString("0.0", CultureInfo.InvariantCulture),
-            $"{Report.Mb(mem.RssBytes)} ({Report.Mb(mem.PeakRssBytes)})", (cpu1.CpuSeconds - cpu0.CpuSeconds).ToString("0.0", CultureInfo.InvariantCulture),
-            idleS.Show("0.0"), getS.Show("0.00"), loss.ToString("0.0", CultureInfo.InvariantCulture));
-        report.Data[$"nodes{nodes}"] = new JsonObject
-        {
-            ["pods"] = pods,
-            ["createRatePodsPerSecond"] = o.CreateRate,
-            ["nodesReadySeconds"] = register,
-            ["createSeconds"] = create,
-            ["schedulingPodsPerSecond"] = throughput,
-            ["allRunningSeconds"] = allRunning,
-            ["masterRssBytes"] = mem.RssBytes,
-            ["masterPeakRssBytes"] = mem.PeakRssBytes,
-            ["masterCpuSecondsRamp"] = cpu1.CpuSeconds - cpu0.CpuSeconds,
-            ["masterIdlePercentOfCore"] = idleS.Json(),
-            ["kubectlGetPodsSeconds"] = getS.Json(),
-            ["lostNodes"] = lost,
-            ["lostNotReadySeconds"] = loss,
-            ["hollowWarningsUntilRunning"] = new JsonObject([.. warnings.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]),
-        };
+        Console.Error.WriteLine($"bench scale: {lost} lost nodes NotReady after {loss:0.0} s");
+        return new Figures(register, create, throughput, allRunning, mem.RssBytes, mem.PeakRssBytes, cpu1.CpuSeconds - cpu0.CpuSeconds, idle, get, loss, warnings);
     }
 
     /// <summary>
