@@ -141,12 +141,35 @@ public static class Scale
     {
         try
         {
-            while (true)
+            // Where a run falls behind: the bench process's own GC and thread pool (it holds every hollow node),
+            // and the slowest answer the master gave to one small request a second.
+            var (pause, gen2) = (GC.GetTotalPauseDuration(), GC.CollectionCount(2));
+            var slowest = TimeSpan.Zero;
+            for (var tick = 1; ; tick++)
             {
-                await Task.Delay(TimeSpan.FromSeconds(60), stop);
+                await Task.Delay(TimeSpan.FromSeconds(1), stop);
+                var probe = Stopwatch.StartNew();
+                try
+                {
+                    await cluster.Master.GetAsync("/version").WaitAsync(TimeSpan.FromSeconds(60), stop);
+                }
+                catch (Exception e) when (e is HttpRequestException or InvalidOperationException or TimeoutException)
+                {
+                }
+
+                slowest = probe.Elapsed > slowest ? probe.Elapsed : slowest;
+                if (tick % 60 != 0)
+                {
+                    continue;
+                }
+
                 var notReady = cluster.NodeReady.Count(n => !n.Value);
                 var warnings = cluster.Fleet.Warnings.Summary();
-                Console.Error.WriteLine($"bench scale: {(DateTime.UtcNow - t0).TotalSeconds:0} s: {cluster.BoundAt.Count} pods bound, {cluster.RunningAt.Count} Running, {notReady} nodes not Ready; warnings: {(warnings.Count == 0 ? "none" : string.Join("; ", warnings))}");
+                var (pauseNow, gen2Now) = (GC.GetTotalPauseDuration(), GC.CollectionCount(2));
+                Console.Error.WriteLine($"bench scale: {(DateTime.UtcNow - t0).TotalSeconds:0} s: {cluster.BoundAt.Count} pods bound, {cluster.RunningAt.Count} Running, {notReady} nodes not Ready; "
+                    + $"in the last minute the bench's GC paused {(pauseNow - pause).TotalSeconds:0.0} s ({gen2Now - gen2} gen2), the master's slowest GET /version took {slowest.TotalMilliseconds:0} ms; "
+                    + $"{ThreadPool.PendingWorkItemCount} work items queued; warnings: {(warnings.Count == 0 ? "none" : string.Join("; ", warnings))}");
+                (pause, gen2, slowest) = (pauseNow, gen2Now, TimeSpan.Zero);
             }
         }
         catch (OperationCanceledException)
