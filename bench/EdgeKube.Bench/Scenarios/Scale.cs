@@ -143,7 +143,8 @@ public static class Scale
         {
             // Where a run falls behind: the bench process's own GC and thread pool (it holds every hollow node),
             // and the slowest answer the master gave to one small request a second.
-            var (pause, gen2) = (GC.GetTotalPauseDuration(), GC.CollectionCount(2));
+            using var stalls = new StallWatch();
+            var (pause, gen2, since) = (GC.GetTotalPauseDuration(), GC.CollectionCount(2), Stopwatch.StartNew());
             var slowest = TimeSpan.Zero;
             for (var tick = 1; ; tick++)
             {
@@ -167,9 +168,10 @@ public static class Scale
                 var warnings = cluster.Fleet.Warnings.Summary();
                 var (pauseNow, gen2Now) = (GC.GetTotalPauseDuration(), GC.CollectionCount(2));
                 Console.Error.WriteLine($"bench scale: {(DateTime.UtcNow - t0).TotalSeconds:0} s: {cluster.BoundAt.Count} pods bound, {cluster.RunningAt.Count} Running, {notReady} nodes not Ready; "
-                    + $"in the last minute the bench's GC paused {(pauseNow - pause).TotalSeconds:0.0} s ({gen2Now - gen2} gen2), the master's slowest GET /version took {slowest.TotalMilliseconds:0} ms; "
-                    + $"{ThreadPool.PendingWorkItemCount} work items queued; warnings: {(warnings.Count == 0 ? "none" : string.Join("; ", warnings))}");
+                    + $"in the last {since.Elapsed.TotalSeconds:0} s the bench's GC paused {(pauseNow - pause).TotalSeconds:0.0} s ({gen2Now - gen2} gen2) and the bench stood still for {stalls.TakeLongest().TotalSeconds:0.00} s at most, "
+                    + $"the master's slowest GET /version took {slowest.TotalMilliseconds:0} ms; {ThreadPool.PendingWorkItemCount} work items queued; warnings: {(warnings.Count == 0 ? "none" : string.Join("; ", warnings))}");
                 (pause, gen2, slowest) = (pauseNow, gen2Now, TimeSpan.Zero);
+                since.Restart();
             }
         }
         catch (OperationCanceledException)
