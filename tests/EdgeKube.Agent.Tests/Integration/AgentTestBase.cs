@@ -70,9 +70,34 @@ public abstract class AgentTestBase(ContainerdFixture containerd) : IAsyncLifeti
                 }
                 catch (RuntimeException) when (attempt < 5)
                 {
+                    // An agent killed while containerd was starting a container can leave its task running
+                    // while the CRI still holds the container as created, so StopPodSandbox passes it by and
+                    // RemovePodSandbox refuses ("cannot delete running task", seen once in CI). containerd's
+                    // own client kills and deletes such a task; a container with no task is left as it is.
+                    await KillStrayTasksAsync(s.Id);
                     await Task.Delay(TimeSpan.FromMilliseconds(500));
                 }
             }
+        }
+    }
+
+    private async Task KillStrayTasksAsync(string sandboxId)
+    {
+        IReadOnlyList<Container> containers;
+        try
+        {
+            containers = await containerd.Runtime.ListContainersAsync(new ContainerFilter { PodSandboxId = sandboxId }, CancellationToken.None);
+        }
+        catch (RuntimeException)
+        {
+            return; // the next attempt tries again, and a lasting error still fails there
+        }
+
+        foreach (var c in containers)
+        {
+            string[] ctr = ["--address", containerd.SocketPath, "-n", "k8s.io", "tasks"];
+            await EdgeKube.Testing.ContainerdInstance.RunAsync("ctr", [.. ctr, "kill", "--signal", "SIGKILL", c.Id], check: false);
+            await EdgeKube.Testing.ContainerdInstance.RunAsync("ctr", [.. ctr, "delete", "--force", c.Id], check: false);
         }
     }
 
