@@ -70,10 +70,11 @@ public abstract class AgentTestBase(ContainerdFixture containerd) : IAsyncLifeti
                 }
                 catch (RuntimeException) when (attempt < 5)
                 {
-                    // An agent killed while containerd was starting a container can leave its task running
-                    // while the CRI still holds the container as created, so StopPodSandbox passes it by and
-                    // RemovePodSandbox refuses ("cannot delete running task", seen once in CI). containerd's
-                    // own client kills and deletes such a task; a container with no task is left as it is.
+                    // RemovePodSandbox refused a sandbox with "cannot delete running task" five times in one CI
+                    // run, after an agent was killed in the middle of starting pods; likely (not verified) the
+                    // task ran while the CRI still held the container as created, so StopPodSandbox passed it
+                    // by. containerd's own client kills and deletes such a task; a container with no task is
+                    // left as it is.
                     await KillStrayTasksAsync(s.Id);
                     await Task.Delay(TimeSpan.FromMilliseconds(500));
                 }
