@@ -41,6 +41,9 @@ public static class Scale
         return report;
     }
 
+    /// <summary>How many of <paramref name="nodes"/> the run cuts off: the first 10 %.</summary>
+    private static int LostNodes(int nodes) => Math.Max(1, nodes / 10);
+
     /// <summary>One run's figures at one size.</summary>
     private sealed record Figures(
         double NodesReady, double Create, double PodsPerSecond, double AllRunning, long Rss, long PeakRss, double RampCpu,
@@ -67,7 +70,7 @@ public static class Scale
             ["masterCpuSecondsRamp"] = cpu.Json(),
             ["masterIdlePercentOfCore"] = idle.Json(),
             ["kubectlGetPodsSeconds"] = get.Json(),
-            ["lostNodes"] = Math.Max(1, nodes / 10),
+            ["lostNodes"] = LostNodes(nodes),
             ["lostNotReadySeconds"] = lost.Json(),
             ["hollowWarningsUntilRunning"] = new JsonArray([.. runs.Select(r => (JsonNode)new JsonObject([.. r.Warnings.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))]))]),
         };
@@ -75,7 +78,7 @@ public static class Scale
 
     private static async Task<Figures> RunOneAsync(BenchOptions o, int nodes)
     {
-        var lost = Math.Max(1, nodes / 10);
+        var lost = LostNodes(nodes);
         var pods = nodes * o.PodsPerNode;
         await using var cluster = await HollowCluster.StartAsync(nodes, lost, KeepAlive);
         var register = await HollowCluster.TimeAsync(async () =>
